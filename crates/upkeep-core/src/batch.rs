@@ -19,7 +19,10 @@ pub struct Batch {
 
 impl std::fmt::Debug for Batch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Batch").field("rows", &self.len()).field("bytes", &self.data.len()).finish()
+        f.debug_struct("Batch")
+            .field("rows", &self.len())
+            .field("bytes", &self.data.len())
+            .finish()
     }
 }
 
@@ -82,8 +85,10 @@ fn read_value(data: &[u8], pos: usize) -> Result<(ValueRef<'_>, usize), Malforme
     match data.get(pos) {
         Some(0) => Ok((None, pos + 1)),
         Some(1) => {
-            let len_bytes: [u8; 4] =
-                data.get(pos + 1..pos + 5).and_then(|b| b.try_into().ok()).ok_or(bad.clone())?;
+            let len_bytes: [u8; 4] = data
+                .get(pos + 1..pos + 5)
+                .and_then(|b| b.try_into().ok())
+                .ok_or(bad.clone())?;
             let len = usize::try_from(u32::from_le_bytes(len_bytes)).map_err(|_| bad.clone())?;
             let start = pos + 5;
             let value = data.get(start..start + len).ok_or(bad)?;

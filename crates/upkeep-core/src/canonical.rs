@@ -20,7 +20,10 @@ impl InvalidValue {
         if raw.len() > 40 {
             what.push('…');
         }
-        Self { expected, what: format!("{what:?}") }
+        Self {
+            expected,
+            what: format!("{what:?}"),
+        }
     }
 }
 
@@ -113,8 +116,9 @@ fn parse_exponent(text: &[u8]) -> Option<i64> {
     Some(if neg { -value } else { value })
 }
 
-/// Writes `digits × 10^exp` (digits given in two slices that are read as one) canonically.
-pub(crate) fn write_decimal_parts(neg: bool, a: &[u8], b: &[u8], mut exp: i64, out: &mut Vec<u8>) {
+/// Appends `digits × 10^exp` canonically (the digits are the two slices read as one; leading
+/// and trailing zeros are allowed).
+pub fn write_decimal_parts(neg: bool, a: &[u8], b: &[u8], mut exp: i64, out: &mut Vec<u8>) {
     let mut digits: Vec<u8> = Vec::with_capacity(a.len() + b.len());
     digits.extend(a.iter().chain(b.iter()).skip_while(|&&d| d == b'0'));
     while digits.last() == Some(&b'0') {
@@ -136,7 +140,10 @@ pub(crate) fn write_decimal_parts(neg: bool, a: &[u8], b: &[u8], mut exp: i64, o
         let point = len + exp;
         if point <= 0 {
             out.extend_from_slice(b"0.");
-            out.extend(std::iter::repeat_n(b'0', usize::try_from(-point).unwrap_or(0)));
+            out.extend(std::iter::repeat_n(
+                b'0',
+                usize::try_from(-point).unwrap_or(0),
+            ));
             out.extend_from_slice(&digits);
         } else {
             let p = usize::try_from(point).unwrap_or(0);
@@ -152,7 +159,11 @@ pub fn write_f64(value: f64, out: &mut Vec<u8>) {
     if value.is_nan() {
         out.extend_from_slice(b"NaN");
     } else if value.is_infinite() {
-        out.extend_from_slice(if value > 0.0 { b"Infinity" } else { b"-Infinity" });
+        out.extend_from_slice(if value > 0.0 {
+            b"Infinity"
+        } else {
+            b"-Infinity"
+        });
     } else if value == 0.0 {
         out.push(b'0');
     } else {
@@ -169,7 +180,11 @@ pub fn write_f32(value: f32, out: &mut Vec<u8>) {
     if value.is_nan() {
         out.extend_from_slice(b"NaN");
     } else if value.is_infinite() {
-        out.extend_from_slice(if value > 0.0 { b"Infinity" } else { b"-Infinity" });
+        out.extend_from_slice(if value > 0.0 {
+            b"Infinity"
+        } else {
+            b"-Infinity"
+        });
     } else if value == 0.0 {
         out.push(b'0');
     } else {
@@ -185,7 +200,9 @@ pub fn parse_float(text: &[u8]) -> Result<f64, InvalidValue> {
     match t {
         "Infinity" | "inf" | "+Infinity" => Ok(f64::INFINITY),
         "-Infinity" | "-inf" => Ok(f64::NEG_INFINITY),
-        _ => t.parse::<f64>().map_err(|_| InvalidValue::new("float", text)),
+        _ => t
+            .parse::<f64>()
+            .map_err(|_| InvalidValue::new("float", text)),
     }
 }
 
@@ -365,7 +382,11 @@ pub struct DateTimeParts {
 pub fn parse_datetime(text: &[u8]) -> Option<DateTimeParts> {
     let t = trim_ascii(text);
     let mut p = Cursor { s: t, i: 0 };
-    let mut parts = DateTimeParts { date: None, time: None, offset_secs: None };
+    let mut parts = DateTimeParts {
+        date: None,
+        time: None,
+        offset_secs: None,
+    };
     if t.len() >= 10 && t[4] == b'-' {
         let y = p.digits(4)?;
         p.expect(b'-')?;
@@ -618,7 +639,9 @@ fn write_from_text_inner(
             }
             let p = parse_datetime(text).ok_or_else(|| InvalidValue::new("date", text))?;
             match (p.date, p.time, p.offset_secs) {
-                (Some((y, m, d)), None, None) if (1..=9999).contains(&y) => write_date(y, m, d, out),
+                (Some((y, m, d)), None, None) if (1..=9999).contains(&y) => {
+                    write_date(y, m, d, out)
+                }
                 _ => return Err(InvalidValue::new("date", text)),
             }
         }
@@ -635,7 +658,8 @@ fn write_from_text_inner(
                 return Ok(());
             }
             let p = parse_datetime(text).ok_or_else(|| InvalidValue::new("timestamp", text))?;
-            write_parts_as_timestamp(&p, out).ok_or_else(|| InvalidValue::new("timestamp", text))?;
+            write_parts_as_timestamp(&p, out)
+                .ok_or_else(|| InvalidValue::new("timestamp", text))?;
             if logical == L::TimestampTz {
                 out.push(b'Z');
             }

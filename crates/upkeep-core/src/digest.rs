@@ -20,7 +20,10 @@ pub fn row_hash(encoded_row: &[u8]) -> [u8; 32] {
 }
 
 impl Digest {
-    pub const EMPTY: Self = Self { rows: 0, sum: [0; 4] };
+    pub const EMPTY: Self = Self {
+        rows: 0,
+        sum: [0; 4],
+    };
 
     pub fn rows(&self) -> u64 {
         self.rows
@@ -123,7 +126,10 @@ mod tests {
 
     #[test]
     fn empty_digest_prints_as_the_spec_says() {
-        assert_eq!(Digest::EMPTY.to_string(), format!("v1:0:{}", "0".repeat(64)));
+        assert_eq!(
+            Digest::EMPTY.to_string(),
+            format!("v1:0:{}", "0".repeat(64))
+        );
     }
 
     #[test]
@@ -144,13 +150,21 @@ mod tests {
         let mut whole = Digest::default();
         rows.iter().for_each(|r| whole.add_row(r));
         let (mut a, mut b) = (Digest::default(), Digest::default());
-        rows.iter().rev().enumerate().for_each(|(i, r)| if i % 3 == 0 { a.add_row(r) } else { b.add_row(r) });
+        rows.iter().rev().enumerate().for_each(|(i, r)| {
+            if i % 3 == 0 {
+                a.add_row(r)
+            } else {
+                b.add_row(r)
+            }
+        });
         a.merge(&b);
         assert_eq!(a, whole);
         assert_eq!(whole.to_string().parse::<Digest>().unwrap(), whole);
         assert!("v1:1:zz".parse::<Digest>().is_err());
-        assert!("v2:0:0000000000000000000000000000000000000000000000000000000000000000"
-            .parse::<Digest>()
-            .is_err());
+        assert!(
+            "v2:0:0000000000000000000000000000000000000000000000000000000000000000"
+                .parse::<Digest>()
+                .is_err()
+        );
     }
 }

@@ -29,7 +29,10 @@ impl Pattern {
         }
         re.push('$');
         let regex = regex::Regex::new(&re).expect("an escaped glob is a valid regex");
-        Self { text: text.to_owned(), regex }
+        Self {
+            text: text.to_owned(),
+            regex,
+        }
     }
 
     fn matches(&self, name: &TableName) -> bool {
@@ -82,6 +85,9 @@ mod tests {
         assert!(all.matches(&TableName::unqualified("anything")));
         let names = [TableName::unqualified("a")];
         let refs: Vec<&TableName> = names.iter().collect();
-        assert_eq!(TableFilter::new(&["a", "b", "c*"], &[]).unmatched_names(&refs), vec!["b"]);
+        assert_eq!(
+            TableFilter::new(&["a", "b", "c*"], &[]).unmatched_names(&refs),
+            vec!["b"]
+        );
     }
 }

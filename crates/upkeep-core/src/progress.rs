@@ -8,7 +8,11 @@ pub enum ProgressEvent {
     /// Work is planned: so many tables, about so many rows in all (an estimate).
     Planned { tables: usize, estimated_rows: u64 },
     /// Rows and encoded bytes done in a table.
-    Rows { table: TableName, rows: u64, bytes: u64 },
+    Rows {
+        table: TableName,
+        rows: u64,
+        bytes: u64,
+    },
     /// A table is finished.
     TableDone { table: TableName, rows: u64 },
 }

@@ -21,18 +21,30 @@ pub fn redact_url(raw: &str) -> String {
 }
 
 fn is_secret_param(key: &str) -> bool {
-    matches!(key.to_ascii_lowercase().as_str(), "password" | "pass" | "passwd" | "sslpassword")
+    matches!(
+        key.to_ascii_lowercase().as_str(),
+        "password" | "pass" | "passwd" | "sslpassword"
+    )
 }
 
 /// Fallback for strings the URL parser refuses: hide whatever sits between `:` and `@` after
 /// the scheme.
 fn redact_userinfo_text(raw: &str) -> String {
-    let Some(scheme_end) = raw.find("://") else { return raw.to_owned() };
+    let Some(scheme_end) = raw.find("://") else {
+        return raw.to_owned();
+    };
     let rest = &raw[scheme_end + 3..];
-    let Some(at) = rest.rfind('@') else { return raw.to_owned() };
+    let Some(at) = rest.rfind('@') else {
+        return raw.to_owned();
+    };
     let userinfo = &rest[..at];
     match userinfo.find(':') {
-        Some(colon) => format!("{}{}:***{}", &raw[..scheme_end + 3], &userinfo[..colon], &rest[at..]),
+        Some(colon) => format!(
+            "{}{}:***{}",
+            &raw[..scheme_end + 3],
+            &userinfo[..colon],
+            &rest[at..]
+        ),
         None => raw.to_owned(),
     }
 }
@@ -43,7 +55,10 @@ mod tests {
 
     #[test]
     fn passwords_never_survive() {
-        assert_eq!(redact_url("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(
+            redact_url("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
         assert_eq!(redact_url("mysql://root@h/db"), "mysql://root@h/db");
         assert_eq!(
             redact_url("postgres://h/db?user=u&password=secret&sslmode=require"),

@@ -43,11 +43,17 @@ pub struct TableName {
 
 impl TableName {
     pub fn new(schema: Option<String>, name: impl Into<String>) -> Self {
-        Self { schema, name: name.into() }
+        Self {
+            schema,
+            name: name.into(),
+        }
     }
 
     pub fn unqualified(name: impl Into<String>) -> Self {
-        Self { schema: None, name: name.into() }
+        Self {
+            schema: None,
+            name: name.into(),
+        }
     }
 }
 
@@ -119,7 +125,9 @@ impl Table {
     pub fn split_key(&self) -> Option<&Key> {
         self.primary_key.as_ref().or_else(|| {
             self.unique.iter().find(|k| {
-                k.columns.iter().all(|c| self.column(c).is_some_and(|col| !col.nullable))
+                k.columns
+                    .iter()
+                    .all(|c| self.column(c).is_some_and(|col| !col.nullable))
             })
         })
     }
@@ -252,7 +260,10 @@ pub struct KeyRange {
 }
 
 impl KeyRange {
-    pub const ALL: Self = Self { lower: None, upper: None };
+    pub const ALL: Self = Self {
+        lower: None,
+        upper: None,
+    };
 
     pub fn is_all(&self) -> bool {
         self.lower.is_none() && self.upper.is_none()
@@ -266,7 +277,12 @@ impl std::fmt::Display for KeyRange {
             Some(v) if v.len() == 1 => v[0].clone(),
             Some(v) => format!("({})", v.join(", ")),
         };
-        write!(f, "[{} .. {})", show(&self.lower, "-∞"), show(&self.upper, "+∞"))
+        write!(
+            f,
+            "[{} .. {})",
+            show(&self.lower, "-∞"),
+            show(&self.upper, "+∞")
+        )
     }
 }
 
@@ -286,8 +302,14 @@ mod tests {
             }],
             primary_key: None,
             unique: vec![
-                Key { name: None, columns: vec!["a".into()] },
-                Key { name: None, columns: vec!["b".into()] },
+                Key {
+                    name: None,
+                    columns: vec!["a".into()],
+                },
+                Key {
+                    name: None,
+                    columns: vec!["b".into()],
+                },
             ],
             indexes: vec![],
             foreign_keys: vec![],
@@ -296,7 +318,10 @@ mod tests {
             comment: None,
         };
         assert_eq!(t.split_key().unwrap().columns, vec!["b"]);
-        t.primary_key = Some(Key { name: None, columns: vec!["a".into()] });
+        t.primary_key = Some(Key {
+            name: None,
+            columns: vec!["a".into()],
+        });
         assert_eq!(t.split_key().unwrap().columns, vec!["a"]);
         assert_eq!(KeyRange::ALL.to_string(), "[-∞ .. +∞)");
     }

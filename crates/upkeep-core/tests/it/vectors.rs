@@ -17,7 +17,10 @@ fn spec_dir() -> PathBuf {
 fn vectors() -> Value {
     let path = spec_dir().join("content-digest-vectors.json");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!("cannot read {} ({e}); set UPKEEP_SPEC_DIR to shared/spec", path.display())
+        panic!(
+            "cannot read {} ({e}); set UPKEEP_SPEC_DIR to shared/spec",
+            path.display()
+        )
     });
     serde_json::from_str(&text).expect("vectors are JSON")
 }
@@ -27,7 +30,10 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
 }
 
 /// Encodes a vector's value the way a reader meets it: as text (or raw bytes), through the same
@@ -39,7 +45,10 @@ fn encode(v: &Value) -> Vec<u8> {
         return vec![0];
     }
     let width = v.get("width").and_then(Value::as_u64).unwrap_or(64);
-    let fixed = v.get("fixed_char").and_then(Value::as_bool).unwrap_or(false);
+    let fixed = v
+        .get("fixed_char")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     let logical = match (ty, width, fixed) {
         ("bool", ..) => LogicalType::Bool,
         ("int", ..) => LogicalType::Int,
@@ -63,7 +72,9 @@ fn encode(v: &Value) -> Vec<u8> {
         Value::Number(n) => n.to_string().into_bytes(),
         Value::String(s) => s.clone().into_bytes(),
         Value::Object(o) if o.contains_key("hex") => unhex(o["hex"].as_str().unwrap()),
-        Value::Object(o) if o.contains_key("float") => o["float"].as_str().unwrap().as_bytes().to_vec(),
+        Value::Object(o) if o.contains_key("float") => {
+            o["float"].as_str().unwrap().as_bytes().to_vec()
+        }
         other => panic!("unexpected vector value {other}"),
     };
     let mut canonical_text = Vec::new();
@@ -80,7 +91,11 @@ fn every_value_vector_encodes_as_the_reference() {
     let v = vectors();
     assert_eq!(v["version"], 1);
     let values = v["values"].as_array().unwrap();
-    assert!(values.len() > 40, "the vector file lists {} values", values.len());
+    assert!(
+        values.len() > 40,
+        "the vector file lists {} values",
+        values.len()
+    );
     let mut failures = Vec::new();
     for case in values {
         let got = hex(&encode(case));
@@ -100,9 +115,16 @@ fn every_row_and_table_vector_digests_as_the_reference() {
         .unwrap()
         .iter()
         .map(|r| {
-            let encoded: Vec<u8> =
-                r["encodings_hex"].as_array().unwrap().iter().flat_map(|e| unhex(e.as_str().unwrap())).collect();
-            assert_eq!(hex(&upkeep_core::row_hash(&encoded)), r["row_hash_hex"].as_str().unwrap());
+            let encoded: Vec<u8> = r["encodings_hex"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|e| unhex(e.as_str().unwrap()))
+                .collect();
+            assert_eq!(
+                hex(&upkeep_core::row_hash(&encoded)),
+                r["row_hash_hex"].as_str().unwrap()
+            );
             encoded
         })
         .collect();

@@ -1,0 +1,247 @@
+//! Planning and running a checksum.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio_util::sync::CancellationToken;
+use upkeep_core::{Batch, Digest, Progress, ProgressEvent, TableFilter};
+use upkeep_db::{
+    BatchSink, DbError, PlanOptions, ScanError, ScanOptions, ScanTask, Snapshot, Target,
+};
+
+use crate::{ChecksumReport, ChunkChecksum, TableChecksum};
+
+/// What to checksum and how.
+#[derive(Clone, Debug)]
+pub struct ChecksumOptions {
+    pub target: Target,
+    /// `--tables` glob patterns; empty means every table.
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+    /// Parallel readers (SQLite always reads with one).
+    pub jobs: usize,
+    /// Report each chunk's digest too.
+    pub chunks: bool,
+    pub plan: PlanOptions,
+    pub scan: ScanOptions,
+}
+
+impl ChecksumOptions {
+    pub fn new(target: Target) -> Self {
+        Self {
+            target,
+            include: Vec::new(),
+            exclude: Vec::new(),
+            jobs: 2,
+            chunks: false,
+            plan: PlanOptions::default(),
+            scan: ScanOptions::default(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ChecksumError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("no table in {target} matches the given --tables/--exclude patterns")]
+    NoTables { target: String },
+}
+
+impl ChecksumError {
+    pub fn kind(&self) -> upkeep_db::ErrorKind {
+        match self {
+            Self::Db(e) => e.kind(),
+            Self::NoTables { .. } => upkeep_db::ErrorKind::NotFound,
+        }
+    }
+}
+
+/// Accumulates per-chunk digests of the batches one worker reads.
+#[derive(Default)]
+struct DigestSink {
+    chunks: HashMap<(usize, usize), (Digest, u64)>,
+    bytes: u64,
+}
+
+impl BatchSink for DigestSink {
+    type Error = std::convert::Infallible;
+
+    fn batch(&mut self, task: &ScanTask, batch: Batch) -> Result<(), Self::Error> {
+        self.bytes += u64::try_from(batch.byte_len()).unwrap_or(u64::MAX);
+        let entry = self.chunks.entry((task.table, task.chunk)).or_default();
+        batch.rows().for_each(|row| entry.0.add_row(row));
+        Ok(())
+    }
+
+    fn chunk_done(
+        &mut self,
+        task: &ScanTask,
+        _rows: u64,
+        irregular: u64,
+    ) -> Result<(), Self::Error> {
+        self.chunks.entry((task.table, task.chunk)).or_default().1 += irregular;
+        Ok(())
+    }
+}
+
+/// Reads the selected tables from one snapshot and returns their digests.
+pub async fn run(
+    options: ChecksumOptions,
+    progress: Arc<dyn Progress>,
+    cancel: CancellationToken,
+) -> Result<ChecksumReport, ChecksumError> {
+    let started = Instant::now();
+    let target = &options.target;
+    let mut snapshot = Snapshot::open(target, options.jobs).await?;
+    let filter = TableFilter::new(&options.include, &options.exclude);
+    let all: Vec<&upkeep_core::TableName> =
+        snapshot.schema().tables.iter().map(|t| &t.name).collect();
+    if let Some(missing) = filter.unmatched_names(&all).first() {
+        let err = DbError::TableNotFound {
+            table: (*missing).to_owned(),
+            target: target.display().to_owned(),
+        };
+        snapshot.close().await;
+        return Err(err.into());
+    }
+    let tables: Vec<upkeep_core::Table> = snapshot
+        .schema()
+        .tables
+        .iter()
+        .filter(|t| filter.matches(&t.name))
+        .cloned()
+        .collect();
+    if tables.is_empty() {
+        snapshot.close().await;
+        return Err(ChecksumError::NoTables {
+            target: target.display().to_owned(),
+        });
+    }
+
+    let plan_options = PlanOptions {
+        min_chunks: snapshot.workers(),
+        ..options.plan
+    };
+    let mut tasks = Vec::new();
+    let mut ranges = Vec::with_capacity(tables.len());
+    for (ti, table) in tables.iter().enumerate() {
+        let planned = match snapshot.plan(table, &plan_options).await {
+            Ok(p) => p,
+            Err(e) => {
+                snapshot.close().await;
+                return Err(e.into());
+            }
+        };
+        for (ci, range) in planned.iter().enumerate() {
+            tasks.push(ScanTask {
+                table: ti,
+                chunk: ci,
+                range: range.clone(),
+            });
+        }
+        ranges.push(planned);
+    }
+    progress.event(ProgressEvent::Planned {
+        tables: tables.len(),
+        estimated_rows: tables.iter().filter_map(|t| t.estimated_rows).sum(),
+    });
+
+    let mut warnings: Vec<String> = snapshot.warnings().to_vec();
+    for t in &tables {
+        if t.split_key().is_none() {
+            warnings.push(format!(
+                "table {} has no primary or unique not-null key: read as one stream",
+                t.name
+            ));
+        }
+    }
+    let jobs = snapshot.workers();
+    let server_version = snapshot.server_version().to_owned();
+    let consistency = snapshot.consistency().to_owned();
+    let sinks: Vec<DigestSink> = (0..jobs).map(|_| DigestSink::default()).collect();
+    let tables = Arc::new(tables);
+    let scanned = upkeep_db::scan(
+        &mut snapshot,
+        tables.clone(),
+        tasks,
+        sinks,
+        options.scan,
+        progress.clone(),
+        cancel,
+    )
+    .await;
+    snapshot.close().await;
+    let sinks = match scanned {
+        Ok(s) => s,
+        Err(ScanError::Db(e)) => return Err(e.into()),
+        Err(ScanError::Sink(never)) => match never {},
+    };
+
+    let mut merged: HashMap<(usize, usize), (Digest, u64)> = HashMap::new();
+    let total_bytes = sinks.iter().map(|s| s.bytes).sum();
+    for sink in sinks {
+        for (k, (d, irregular)) in sink.chunks {
+            let e = merged.entry(k).or_default();
+            e.0.merge(&d);
+            e.1 += irregular;
+        }
+    }
+    let mut report_tables = Vec::with_capacity(tables.len());
+    let mut total_rows = 0;
+    for (ti, table) in tables.iter().enumerate() {
+        let mut digest = Digest::default();
+        let mut irregular = 0;
+        let mut chunks = Vec::with_capacity(ranges[ti].len());
+        for (ci, range) in ranges[ti].iter().enumerate() {
+            let (d, irr) = merged.get(&(ti, ci)).copied().unwrap_or_default();
+            digest.merge(&d);
+            irregular += irr;
+            chunks.push(ChunkChecksum {
+                range: range.clone(),
+                rows: d.rows(),
+                digest: d,
+            });
+        }
+        if irregular > 0 {
+            warnings.push(format!(
+                "table {}: {irregular} values do not fit their column's type and were read by the digest's `other` rule",
+                table.name
+            ));
+        }
+        total_rows += digest.rows();
+        progress.event(ProgressEvent::TableDone {
+            table: table.name.clone(),
+            rows: digest.rows(),
+        });
+        report_tables.push(TableChecksum {
+            table: table.name.to_string(),
+            rows: digest.rows(),
+            digest,
+            key: table.split_key().map(|k| k.columns.clone()),
+            irregular_values: irregular,
+            chunks: options.chunks.then_some(chunks),
+        });
+    }
+    let elapsed = started.elapsed();
+    Ok(ChecksumReport {
+        target: target.display().to_owned(),
+        engine: target.engine(),
+        server_version,
+        consistency,
+        jobs,
+        tables: report_tables,
+        total_rows,
+        total_bytes,
+        duration_ms: u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
+        #[allow(clippy::cast_precision_loss)]
+        rows_per_sec: if elapsed.as_secs_f64() > 0.0 {
+            total_rows as f64 / elapsed.as_secs_f64()
+        } else {
+            0.0
+        },
+        warnings,
+    })
+}

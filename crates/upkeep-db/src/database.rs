@@ -1,0 +1,339 @@
+//! The engine-neutral handles: [`Database`] (one connection) and [`Snapshot`] (a coordinator
+//! and the worker sessions that share one consistent view).
+//!
+//! Engines are an enum rather than a trait object: async functions in traits are not
+//! dyn-compatible, and three engines fit one `match`.
+
+use sqlx::mysql::MySqlConnection;
+use sqlx::postgres::PgConnection;
+use upkeep_core::{Batch, Engine, KeyRange, Schema, Table};
+
+use crate::plan::{self, PlanOptions};
+use crate::{mysql, pg, sqlite, DbError, OpenMode, Target};
+
+pub(crate) enum Session {
+    Pg(PgConnection),
+    My(MySqlConnection),
+    Sqlite(rusqlite::Connection),
+}
+
+impl Session {
+    pub(crate) async fn open(target: &Target, mode: OpenMode) -> Result<Self, DbError> {
+        Ok(match target.engine() {
+            Engine::Postgres => Self::Pg(pg::connect(target).await?),
+            Engine::Mysql => Self::My(mysql::connect(target).await?),
+            Engine::Sqlite => Self::Sqlite(sqlite::open(target, mode)?),
+        })
+    }
+
+    pub(crate) async fn close(self) {
+        match self {
+            Self::Pg(c) => pg::close(c).await,
+            Self::My(c) => mysql::close(c).await,
+            Self::Sqlite(c) => drop(c),
+        }
+    }
+
+    async fn introspect(&mut self, target: &Target) -> Result<Schema, DbError> {
+        match self {
+            Self::Pg(c) => pg::introspect(c, target).await,
+            Self::My(c) => mysql::introspect(c, target).await,
+            Self::Sqlite(c) => sqlite::introspect(c, target),
+        }
+    }
+
+    async fn server_version(&mut self, target: &Target) -> Result<String, DbError> {
+        match self {
+            Self::Pg(c) => pg::server_version(c, target).await,
+            Self::My(c) => mysql::server_version(c, target).await,
+            Self::Sqlite(_) => Ok(sqlite::server_version()),
+        }
+    }
+
+    /// Runs a query whose columns are all text (or NULL) and returns its rows.
+    pub(crate) async fn query_text(
+        &mut self,
+        target: &Target,
+        sql: &str,
+    ) -> Result<Vec<Vec<Option<String>>>, DbError> {
+        use sqlx::{Executor, Row};
+        match self {
+            Self::Pg(c) => {
+                let rows = c
+                    .fetch_all(sql)
+                    .await
+                    .map_err(pg::err(target, "planning chunks"))?;
+                Ok(rows
+                    .iter()
+                    .map(|r| {
+                        (0..r.columns().len())
+                            .map(|i| r.try_get::<Option<String>, _>(i).ok().flatten())
+                            .collect()
+                    })
+                    .collect())
+            }
+            Self::My(c) => {
+                let rows = c
+                    .fetch_all(sql)
+                    .await
+                    .map_err(mysql::err(target, "planning chunks"))?;
+                Ok(rows
+                    .iter()
+                    .map(|r| (0..r.columns().len()).map(|i| mysql::text(r, i)).collect())
+                    .collect())
+            }
+            Self::Sqlite(c) => {
+                let path = target.sqlite_path().expect("a SQLite target has a path");
+                let e = |err| sqlite::map_err(err, path, "planning chunks");
+                let mut stmt = c.prepare(sql).map_err(e)?;
+                let n = stmt.column_count();
+                let rows = stmt
+                    .query_map([], |r| {
+                        (0..n)
+                            .map(|i| r.get::<_, Option<String>>(i))
+                            .collect::<Result<Vec<_>, _>>()
+                    })
+                    .map_err(e)?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(e)?;
+                Ok(rows)
+            }
+        }
+    }
+}
+
+/// One connection to a database.
+pub struct Database {
+    target: Target,
+    session: Session,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database")
+            .field("target", &self.target)
+            .finish()
+    }
+}
+
+impl Database {
+    pub async fn connect(target: &Target, mode: OpenMode) -> Result<Self, DbError> {
+        Ok(Self {
+            target: target.clone(),
+            session: Session::open(target, mode).await?,
+        })
+    }
+
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    pub fn engine(&self) -> Engine {
+        self.target.engine()
+    }
+
+    pub async fn server_version(&mut self) -> Result<String, DbError> {
+        self.session.server_version(&self.target).await
+    }
+
+    pub async fn introspect(&mut self) -> Result<Schema, DbError> {
+        self.session.introspect(&self.target).await
+    }
+
+    /// Runs SQL statements (a schema script, a fixture). MySQL scripts are split at `;` line
+    /// ends; PostgreSQL and SQLite take the script whole.
+    pub async fn execute_script(&mut self, sql: &str) -> Result<(), DbError> {
+        match &mut self.session {
+            Session::Pg(c) => pg::execute_script(c, &self.target, sql).await,
+            Session::My(c) => mysql::execute_script(c, &self.target, sql).await,
+            Session::Sqlite(c) => sqlite::execute_script(c, &self.target, sql),
+        }
+    }
+
+    /// Appends canonical rows to `table` by the engine's fast path.
+    pub async fn write_batch(&mut self, table: &Table, batch: &Batch) -> Result<u64, DbError> {
+        match &mut self.session {
+            Session::Pg(c) => pg::write_batch(c, &self.target, table, batch).await,
+            Session::My(c) => mysql::write_batch(c, &self.target, table, batch).await,
+            Session::Sqlite(c) => sqlite::write_batch(c, &self.target, table, batch),
+        }
+    }
+
+    pub async fn close(self) {
+        self.session.close().await;
+    }
+}
+
+/// A consistent read of a database: a coordinator that holds the snapshot and planned the
+/// chunks, and worker sessions that all see the same data.
+pub struct Snapshot {
+    target: Target,
+    coordinator: Option<Session>,
+    sessions: Vec<Session>,
+    schema: Schema,
+    server_version: String,
+    consistency: String,
+    warnings: Vec<String>,
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("target", &self.target)
+            .field("consistency", &self.consistency)
+            .finish()
+    }
+}
+
+impl Snapshot {
+    /// Opens a snapshot with `workers` sessions (SQLite: one, in one read transaction).
+    pub async fn open(target: &Target, workers: usize) -> Result<Self, DbError> {
+        let workers = workers.max(1);
+        match target.engine() {
+            Engine::Postgres => {
+                let mut coord = pg::connect(target).await?;
+                let id = pg::begin_exported(&mut coord, target).await?;
+                let mut coordinator = Session::Pg(coord);
+                let schema = coordinator.introspect(target).await?;
+                let server_version = coordinator.server_version(target).await?;
+                let mut sessions = Vec::with_capacity(workers);
+                for _ in 0..workers {
+                    let mut c = pg::connect(target).await?;
+                    pg::join_snapshot(&mut c, target, &id).await?;
+                    sessions.push(Session::Pg(c));
+                }
+                Ok(Self {
+                    target: target.clone(),
+                    coordinator: Some(coordinator),
+                    sessions,
+                    schema,
+                    server_version,
+                    consistency: format!("exported snapshot {id}"),
+                    warnings: Vec::new(),
+                })
+            }
+            Engine::Mysql => {
+                let mut coord = mysql::connect(target).await?;
+                let mut workers_conns = Vec::with_capacity(workers);
+                for _ in 0..workers {
+                    workers_conns.push(mysql::connect(target).await?);
+                }
+                let mut warnings = Vec::new();
+                let locked = if workers > 1 {
+                    mysql::lock_for_snapshot(&mut coord, target).await?
+                } else {
+                    false
+                };
+                if workers > 1 && !locked {
+                    warnings.push(format!(
+                        "the user lacks the RELOAD privilege on {target}: the {workers} workers start their \
+                         snapshots one after the other, not at one instant; use --jobs 1 for a strictly \
+                         consistent read"
+                    ));
+                }
+                let mut result = Ok(());
+                for c in &mut workers_conns {
+                    result = mysql::begin_snapshot(c, target).await;
+                    if result.is_err() {
+                        break;
+                    }
+                }
+                let position = mysql::binlog_position(&mut coord).await;
+                let mut coordinator = Session::My(coord);
+                let schema = coordinator.introspect(target).await;
+                if locked {
+                    if let Session::My(c) = &mut coordinator {
+                        mysql::unlock(c, target).await?;
+                    }
+                }
+                result?;
+                let schema = schema?;
+                let server_version = coordinator.server_version(target).await?;
+                Ok(Self {
+                    target: target.clone(),
+                    coordinator: Some(coordinator),
+                    sessions: workers_conns.into_iter().map(Session::My).collect(),
+                    schema,
+                    server_version,
+                    consistency: match position {
+                        Some(p) => format!("consistent snapshot at binlog {p}"),
+                        None => "consistent snapshot transactions".to_owned(),
+                    },
+                    warnings,
+                })
+            }
+            Engine::Sqlite => {
+                let conn = sqlite::open(target, OpenMode::ReadOnly)?;
+                let path = target.sqlite_path().expect("a SQLite target has a path");
+                conn.execute_batch("BEGIN")
+                    .map_err(|e| sqlite::map_err(e, path, "starting the read transaction"))?;
+                let mut session = Session::Sqlite(conn);
+                // The first read of the transaction fixes its snapshot.
+                let schema = session.introspect(target).await?;
+                Ok(Self {
+                    target: target.clone(),
+                    coordinator: None,
+                    sessions: vec![session],
+                    schema,
+                    server_version: sqlite::server_version(),
+                    consistency: "one read transaction".to_owned(),
+                    warnings: Vec::new(),
+                })
+            }
+        }
+    }
+
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    pub fn server_version(&self) -> &str {
+        &self.server_version
+    }
+
+    /// What makes this read consistent (the exported snapshot id, the binlog position…).
+    pub fn consistency(&self) -> &str {
+        &self.consistency
+    }
+
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// How many sessions read in parallel.
+    pub fn workers(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Splits a table into key ranges on its split key (one range when it has none or is
+    /// small).
+    pub async fn plan(
+        &mut self,
+        table: &Table,
+        options: &PlanOptions,
+    ) -> Result<Vec<KeyRange>, DbError> {
+        let session = match self.coordinator.as_mut() {
+            Some(c) => c,
+            None => self.sessions.first_mut().expect("a snapshot has a session"),
+        };
+        plan::plan_table(session, &self.target, table, options).await
+    }
+
+    pub(crate) fn take_sessions(&mut self) -> Vec<Session> {
+        std::mem::take(&mut self.sessions)
+    }
+
+    /// Ends the snapshot.
+    pub async fn close(mut self) {
+        if let Some(c) = self.coordinator.take() {
+            c.close().await;
+        }
+        for s in self.sessions.drain(..) {
+            s.close().await;
+        }
+    }
+}

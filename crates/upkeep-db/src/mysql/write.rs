@@ -1,0 +1,135 @@
+//! Writing canonical rows into MySQL/MariaDB with multi-row INSERT statements.
+
+use sqlx::mysql::MySqlConnection;
+use sqlx::Executor;
+use upkeep_core::{values, Batch, Engine, LogicalType, Table};
+
+use super::err;
+use crate::quote;
+use crate::{DbError, Target};
+
+/// Statements are cut at about this size, well below the default max_allowed_packet (16 MiB).
+const STATEMENT_BYTES: usize = 4 << 20;
+
+pub(crate) async fn write_batch(
+    conn: &mut MySqlConnection,
+    target: &Target,
+    table: &Table,
+    batch: &Batch,
+) -> Result<u64, DbError> {
+    let context = format!("writing table {}", table.name);
+    let cols: Vec<String> = table.columns.iter().map(|c| c.name.clone()).collect();
+    let head = format!(
+        "INSERT INTO {} ({}) VALUES ",
+        quote::table(Engine::Mysql, &table.name),
+        quote::ident_list(Engine::Mysql, &cols)
+    );
+    let mut sql = String::with_capacity(STATEMENT_BYTES + 4096);
+    let mut written = 0u64;
+    for row in batch.rows() {
+        sql.push_str(if sql.is_empty() { &head } else { "," });
+        sql.push('(');
+        for (i, value) in values(row).enumerate() {
+            let value = value
+                .map_err(|e| DbError::query(target.display(), context.clone(), e.to_string()))?;
+            if i > 0 {
+                sql.push(',');
+            }
+            let logical = table
+                .columns
+                .get(i)
+                .map_or(LogicalType::Other, |c| c.logical);
+            write_literal(logical, value, &mut sql).map_err(|m| {
+                DbError::query(
+                    target.display(),
+                    context.clone(),
+                    format!("column {:?}: {m}", cols[i]),
+                )
+            })?;
+        }
+        sql.push(')');
+        written += 1;
+        if sql.len() >= STATEMENT_BYTES {
+            conn.execute(sql.as_str())
+                .await
+                .map_err(err(target, &context))?;
+            sql.clear();
+        }
+    }
+    if !sql.is_empty() {
+        conn.execute(sql.as_str())
+            .await
+            .map_err(err(target, &context))?;
+    }
+    Ok(written)
+}
+
+/// One canonical value as a MySQL literal.
+fn write_literal(
+    logical: LogicalType,
+    value: Option<&[u8]>,
+    sql: &mut String,
+) -> Result<(), String> {
+    use LogicalType as L;
+    let Some(v) = value else {
+        sql.push_str("NULL");
+        return Ok(());
+    };
+    let text = std::str::from_utf8(v);
+    match (logical, text) {
+        (L::Bool, Ok(t)) => sql.push_str(if t == "true" { "1" } else { "0" }),
+        (L::Int | L::Decimal, Ok(t))
+            if t.bytes()
+                .all(|c| c.is_ascii_digit() || c == b'-' || c == b'.') =>
+        {
+            sql.push_str(t);
+        }
+        (L::Float32 | L::Float64, Ok(t)) => {
+            if matches!(t, "NaN" | "Infinity" | "-Infinity") {
+                return Err(format!("MySQL cannot store the float {t}"));
+            }
+            sql.push_str(t);
+        }
+        (L::Timestamp, Ok(t)) => {
+            sql.push_str(&quote::literal(Engine::Mysql, &t.replacen('T', " ", 1)))
+        }
+        (L::TimestampTz, Ok(t)) => {
+            let t = t.strip_suffix('Z').unwrap_or(t).replacen('T', " ", 1);
+            sql.push_str(&quote::literal(Engine::Mysql, &t));
+        }
+        (L::Bytes, _) | (_, Err(_)) => {
+            sql.push_str("X'");
+            for b in v {
+                sql.push_str(&format!("{b:02X}"));
+            }
+            sql.push('\'');
+        }
+        (_, Ok(t)) => sql.push_str(&quote::literal(Engine::Mysql, t)),
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literals() {
+        let lit = |l, v: Option<&[u8]>| {
+            let mut s = String::new();
+            write_literal(l, v, &mut s).map(|()| s)
+        };
+        assert_eq!(lit(LogicalType::Bool, Some(b"true")).unwrap(), "1");
+        assert_eq!(lit(LogicalType::Text, None).unwrap(), "NULL");
+        assert_eq!(lit(LogicalType::Bytes, Some(&[0, 255])).unwrap(), "X'00FF'");
+        assert_eq!(
+            lit(LogicalType::TimestampTz, Some(b"2024-01-02T03:04:05.5Z")).unwrap(),
+            "'2024-01-02 03:04:05.5'"
+        );
+        assert_eq!(
+            lit(LogicalType::Int, Some(b"1; DROP")).unwrap(),
+            "'1; DROP'"
+        );
+        assert!(lit(LogicalType::Float64, Some(b"NaN")).is_err());
+    }
+}

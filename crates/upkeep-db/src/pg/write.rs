@@ -1,0 +1,73 @@
+//! Writing canonical rows into PostgreSQL with `COPY … FROM STDIN` (text format).
+
+use sqlx::postgres::PgConnection;
+use upkeep_core::{values, Batch, Engine, LogicalType, Table};
+
+use super::err;
+use crate::quote;
+use crate::{DbError, Target};
+
+/// Loads a batch into `table` (whose columns are in the batch's order).
+pub(crate) async fn write_batch(
+    conn: &mut PgConnection,
+    target: &Target,
+    table: &Table,
+    batch: &Batch,
+) -> Result<u64, DbError> {
+    let context = format!("writing table {}", table.name);
+    let cols: Vec<String> = table.columns.iter().map(|c| c.name.clone()).collect();
+    let sql = format!(
+        "COPY {} ({}) FROM STDIN",
+        quote::table(Engine::Postgres, &table.name),
+        quote::ident_list(Engine::Postgres, &cols)
+    );
+    let mut buf = Vec::with_capacity(batch.byte_len() + batch.len() * 8);
+    for row in batch.rows() {
+        for (i, value) in values(row).enumerate() {
+            let value = value
+                .map_err(|e| DbError::query(target.display(), context.clone(), e.to_string()))?;
+            if i > 0 {
+                buf.push(b'\t');
+            }
+            let logical = table
+                .columns
+                .get(i)
+                .map_or(LogicalType::Other, |c| c.logical);
+            write_copy_text(logical, value, &mut buf);
+        }
+        buf.push(b'\n');
+    }
+    let mut copy = conn
+        .copy_in_raw(&sql)
+        .await
+        .map_err(err(target, &context))?;
+    if let Err(e) = copy.send(buf).await {
+        let _ = copy.abort("upkeep: send failed").await;
+        return Err(err(target, &context)(e));
+    }
+    copy.finish().await.map_err(err(target, &context))
+}
+
+/// One value in COPY's text format.
+fn write_copy_text(logical: LogicalType, value: Option<&[u8]>, buf: &mut Vec<u8>) {
+    let Some(v) = value else {
+        buf.extend_from_slice(b"\\N");
+        return;
+    };
+    if logical == LogicalType::Bytes {
+        buf.extend_from_slice(b"\\\\x");
+        for b in v {
+            buf.extend_from_slice(format!("{b:02x}").as_bytes());
+        }
+        return;
+    }
+    for &c in v {
+        match c {
+            b'\\' => buf.extend_from_slice(b"\\\\"),
+            b'\t' => buf.extend_from_slice(b"\\t"),
+            b'\n' => buf.extend_from_slice(b"\\n"),
+            b'\r' => buf.extend_from_slice(b"\\r"),
+            c => buf.push(c),
+        }
+    }
+}

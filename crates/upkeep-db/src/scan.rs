@@ -1,0 +1,317 @@
+//! The chunked, parallel, consistent reader: one pipeline that every tool uses.
+//!
+//! Each worker owns one session of the shared snapshot and is paired with one sink thread by
+//! a bounded channel. A worker takes the next chunk from a shared queue, encodes its rows into
+//! batches and sends them; its sink consumes them in order. A full channel makes the worker
+//! wait, so memory is bounded by workers × (channel depth + 2) × batch size, whatever the
+//! table size.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use upkeep_core::{Batch, BatchBuilder, KeyRange, Progress, ProgressEvent, Table};
+
+use crate::database::Session;
+use crate::{plan, DbError, Snapshot};
+
+/// Batches in flight between a worker and its sink.
+const CHANNEL_DEPTH: usize = 4;
+
+/// One unit of work: a key range of a table.
+#[derive(Clone, Debug)]
+pub struct ScanTask {
+    /// Index into the scanned tables.
+    pub table: usize,
+    /// Index of the chunk within its table.
+    pub chunk: usize,
+    pub range: KeyRange,
+}
+
+/// Consumes the batches of the chunks one worker reads, in order, on its own thread.
+pub trait BatchSink: Send + 'static {
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    fn batch(&mut self, task: &ScanTask, batch: Batch) -> Result<(), Self::Error>;
+
+    /// Called once a chunk's last batch has been consumed, with its row count and the number
+    /// of values read by the spec's `other` rule because they did not fit their column.
+    fn chunk_done(&mut self, task: &ScanTask, rows: u64, irregular: u64)
+        -> Result<(), Self::Error>;
+}
+
+/// A scan failed in the database or in a sink.
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError<E: std::error::Error + 'static> {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error(transparent)]
+    Sink(E),
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct ScanOptions {
+    pub batch_rows: usize,
+    pub batch_bytes: usize,
+}
+
+impl Default for ScanOptions {
+    fn default() -> Self {
+        Self {
+            batch_rows: upkeep_core::DEFAULT_BATCH_ROWS,
+            batch_bytes: upkeep_core::DEFAULT_BATCH_BYTES,
+        }
+    }
+}
+
+pub(crate) enum Msg {
+    Batch(Arc<ScanTask>, Batch),
+    Done(Arc<ScanTask>, u64, u64),
+}
+
+/// Where a reader writes one chunk's rows.
+pub(crate) struct ChunkOut {
+    tx: mpsc::Sender<Msg>,
+    task: Arc<ScanTask>,
+    builder: BatchBuilder,
+    rows: u64,
+    irregular: u64,
+    cancel: CancellationToken,
+}
+
+impl ChunkOut {
+    pub(crate) fn builder(&mut self) -> &mut BatchBuilder {
+        &mut self.builder
+    }
+
+    /// Ends the row whose values were just written to the builder.
+    pub(crate) fn row_done(&mut self) {
+        self.builder.end_row();
+        self.rows += 1;
+    }
+
+    pub(crate) fn note_irregular(&mut self, values: u64) {
+        self.irregular += values;
+    }
+
+    pub(crate) async fn flush_if_full(&mut self) -> Result<(), DbError> {
+        if self.builder.is_full() {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<(), DbError> {
+        if self.builder.rows() == 0 {
+            return Ok(());
+        }
+        let batch = self.builder.take();
+        tokio::select! {
+            sent = self.tx.send(Msg::Batch(self.task.clone(), batch)) => sent.map_err(|_| DbError::Cancelled),
+            () = self.cancel.cancelled() => Err(DbError::Cancelled),
+        }
+    }
+
+    pub(crate) fn flush_if_full_blocking(&mut self) -> Result<(), DbError> {
+        if self.cancel.is_cancelled() {
+            return Err(DbError::Cancelled);
+        }
+        if self.builder.is_full() {
+            self.flush_blocking()?;
+        }
+        Ok(())
+    }
+
+    fn flush_blocking(&mut self) -> Result<(), DbError> {
+        if self.builder.rows() == 0 {
+            return Ok(());
+        }
+        let batch = self.builder.take();
+        self.tx
+            .blocking_send(Msg::Batch(self.task.clone(), batch))
+            .map_err(|_| DbError::Cancelled)
+    }
+}
+
+/// Reads `tasks` of `tables` from the snapshot with one worker per session, each feeding one
+/// of `sinks` (there must be as many sinks as the snapshot has sessions). Returns the sinks.
+pub async fn scan<S: BatchSink>(
+    snapshot: &mut Snapshot,
+    tables: Arc<Vec<Table>>,
+    tasks: Vec<ScanTask>,
+    sinks: Vec<S>,
+    options: ScanOptions,
+    progress: Arc<dyn Progress>,
+    cancel: CancellationToken,
+) -> Result<Vec<S>, ScanError<S::Error>> {
+    let sessions = snapshot.take_sessions();
+    assert_eq!(sessions.len(), sinks.len(), "one sink per snapshot session");
+    let queue = Arc::new(Mutex::new(VecDeque::from(tasks)));
+    let target = Arc::new(snapshot.target().clone());
+    let mut readers = Vec::new();
+    let mut consumers = Vec::new();
+    for (session, mut sink) in sessions.into_iter().zip(sinks) {
+        let (tx, mut rx) = mpsc::channel::<Msg>(CHANNEL_DEPTH);
+        let cancel_sink = cancel.clone();
+        let progress = progress.clone();
+        let tables_sink = tables.clone();
+        consumers.push(tokio::task::spawn_blocking(move || {
+            while let Some(msg) = rx.blocking_recv() {
+                let result = match msg {
+                    Msg::Batch(task, batch) => {
+                        progress.event(ProgressEvent::Rows {
+                            table: tables_sink[task.table].name.clone(),
+                            rows: u64::try_from(batch.len()).unwrap_or(0),
+                            bytes: u64::try_from(batch.byte_len()).unwrap_or(0),
+                        });
+                        sink.batch(&task, batch)
+                    }
+                    Msg::Done(task, rows, irregular) => sink.chunk_done(&task, rows, irregular),
+                };
+                if let Err(e) = result {
+                    cancel_sink.cancel();
+                    return Err(e);
+                }
+            }
+            Ok(sink)
+        }));
+        let (queue, tables, target, cancel) = (
+            queue.clone(),
+            tables.clone(),
+            target.clone(),
+            cancel.clone(),
+        );
+        readers.push(tokio::spawn(async move {
+            let result = run_worker(session, &queue, &tables, &target, &tx, options, &cancel).await;
+            if result.is_err() {
+                cancel.cancel();
+            }
+            result
+        }));
+    }
+    let mut first_err: Option<ScanError<S::Error>> = None;
+    let mut keep = |e: ScanError<S::Error>| {
+        // A cancellation is the echo of the first real error: keep the cause.
+        let is_cancel = matches!(e, ScanError::Db(DbError::Cancelled));
+        if first_err.is_none()
+            || (!is_cancel && matches!(first_err, Some(ScanError::Db(DbError::Cancelled))))
+        {
+            first_err = Some(e);
+        }
+    };
+    for r in readers {
+        match r.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => keep(ScanError::Db(e)),
+            Err(join) => keep(ScanError::Db(DbError::query(
+                target.display(),
+                "reading",
+                join.to_string(),
+            ))),
+        }
+    }
+    let mut done = Vec::new();
+    for c in consumers {
+        match c.await {
+            Ok(Ok(sink)) => done.push(sink),
+            Ok(Err(e)) => keep(ScanError::Sink(e)),
+            Err(join) => keep(ScanError::Db(DbError::query(
+                target.display(),
+                "consuming",
+                join.to_string(),
+            ))),
+        }
+    }
+    match first_err {
+        Some(e) => Err(e),
+        None if cancel.is_cancelled() => Err(ScanError::Db(DbError::Cancelled)),
+        None => Ok(done),
+    }
+}
+
+async fn run_worker(
+    mut session: Session,
+    queue: &Mutex<VecDeque<ScanTask>>,
+    tables: &[Table],
+    target: &crate::Target,
+    tx: &mpsc::Sender<Msg>,
+    options: ScanOptions,
+    cancel: &CancellationToken,
+) -> Result<(), DbError> {
+    loop {
+        if cancel.is_cancelled() {
+            return Err(DbError::Cancelled);
+        }
+        let Some(task) = queue
+            .lock()
+            .expect("the task queue is never poisoned")
+            .pop_front()
+        else {
+            break;
+        };
+        let task = Arc::new(task);
+        let table = &tables[task.table];
+        let predicate = table
+            .split_key()
+            .and_then(|k| plan::range_predicate(target.engine(), table, &k.columns, &task.range));
+        let out = ChunkOut {
+            tx: tx.clone(),
+            task: task.clone(),
+            builder: BatchBuilder::new(options.batch_rows, options.batch_bytes),
+            rows: 0,
+            irregular: 0,
+            cancel: cancel.clone(),
+        };
+        let (next, mut out) = session.read_chunk(target, table, predicate, out).await?;
+        session = next;
+        out.flush().await?;
+        let (rows, irregular) = (out.rows, out.irregular);
+        tx.send(Msg::Done(task, rows, irregular))
+            .await
+            .map_err(|_| DbError::Cancelled)?;
+    }
+    session.close().await;
+    Ok(())
+}
+
+impl Session {
+    /// Reads one chunk; the session is handed back (SQLite reads on a blocking thread).
+    async fn read_chunk(
+        self,
+        target: &crate::Target,
+        table: &Table,
+        predicate: Option<String>,
+        mut out: ChunkOut,
+    ) -> Result<(Self, ChunkOut), DbError> {
+        match self {
+            Session::Pg(mut conn) => {
+                crate::pg::read_chunk(&mut conn, target, table, predicate.as_deref(), &mut out)
+                    .await?;
+                Ok((Session::Pg(conn), out))
+            }
+            Session::My(mut conn) => {
+                crate::mysql::read_chunk(&mut conn, target, table, predicate.as_deref(), &mut out)
+                    .await?;
+                Ok((Session::My(conn), out))
+            }
+            Session::Sqlite(conn) => {
+                let (target2, table2) = (target.clone(), table.clone());
+                let (conn, out, result) = tokio::task::spawn_blocking(move || {
+                    let result = crate::sqlite::read_chunk(
+                        &conn,
+                        &target2,
+                        &table2,
+                        predicate.as_deref(),
+                        &mut out,
+                    );
+                    (conn, out, result)
+                })
+                .await
+                .map_err(|e| DbError::query(target.display(), "reading", e.to_string()))?;
+                result?;
+                Ok((Session::Sqlite(conn), out))
+            }
+        }
+    }
+}

@@ -1,0 +1,80 @@
+//! Writing canonical rows into SQLite with one prepared INSERT per batch, in a transaction.
+
+use rusqlite::types::Value;
+use rusqlite::Connection;
+use upkeep_core::{values, Batch, Engine, LogicalType, Table};
+
+use super::map_err;
+use crate::quote;
+use crate::{DbError, Target};
+
+pub(crate) fn write_batch(
+    conn: &Connection,
+    target: &Target,
+    table: &Table,
+    batch: &Batch,
+) -> Result<u64, DbError> {
+    let path = target.sqlite_path().expect("a SQLite target has a path");
+    let context = format!("writing table {}", table.name);
+    let cols: Vec<String> = table.columns.iter().map(|c| c.name.clone()).collect();
+    let sql = format!(
+        "INSERT INTO {} ({}) VALUES ({})",
+        quote::table(Engine::Sqlite, &table.name),
+        quote::ident_list(Engine::Sqlite, &cols),
+        (1..=cols.len())
+            .map(|i| format!("?{i}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let tx = conn
+        .unchecked_transaction()
+        .map_err(|e| map_err(e, path, &context))?;
+    {
+        let mut stmt = tx
+            .prepare_cached(&sql)
+            .map_err(|e| map_err(e, path, &context))?;
+        let mut params: Vec<Value> = Vec::with_capacity(cols.len());
+        for row in batch.rows() {
+            params.clear();
+            for (i, v) in values(row).enumerate() {
+                let v = v.map_err(|e| {
+                    DbError::query(target.display(), context.clone(), e.to_string())
+                })?;
+                let logical = table
+                    .columns
+                    .get(i)
+                    .map_or(LogicalType::Other, |c| c.logical);
+                params.push(to_sqlite(logical, v));
+            }
+            stmt.execute(rusqlite::params_from_iter(params.iter()))
+                .map_err(|e| map_err(e, path, &context))?;
+        }
+    }
+    tx.commit().map_err(|e| map_err(e, path, &context))?;
+    Ok(u64::try_from(batch.len()).unwrap_or(u64::MAX))
+}
+
+/// One canonical value as the SQLite value that reads back to the same canonical text.
+fn to_sqlite(logical: LogicalType, value: Option<&[u8]>) -> Value {
+    use LogicalType as L;
+    let Some(v) = value else { return Value::Null };
+    let Ok(t) = std::str::from_utf8(v) else {
+        return Value::Blob(v.to_vec());
+    };
+    match logical {
+        L::Bool => Value::Integer(i64::from(t == "true")),
+        L::Int => t
+            .parse()
+            .map_or_else(|_| Value::Text(t.to_owned()), Value::Integer),
+        L::Float32 | L::Float64 => match t {
+            "Infinity" => Value::Real(f64::INFINITY),
+            "-Infinity" => Value::Real(f64::NEG_INFINITY),
+            _ => t
+                .parse()
+                .map_or_else(|_| Value::Text(t.to_owned()), Value::Real),
+        },
+        L::Bytes => Value::Blob(v.to_vec()),
+        L::Timestamp => Value::Text(t.replacen('T', " ", 1)),
+        _ => Value::Text(t.to_owned()),
+    }
+}
