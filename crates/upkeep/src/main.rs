@@ -1,1 +1,11 @@
-fn main() {}
+//! The `upkeep` command line.
+
+mod cli;
+mod commands;
+mod exit;
+mod printer;
+mod progress;
+
+fn main() -> std::process::ExitCode {
+    cli::main()
+}
