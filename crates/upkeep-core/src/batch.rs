@@ -131,7 +131,7 @@ impl BatchBuilder {
     pub fn new(max_rows: usize, max_bytes: usize) -> Self {
         Self {
             batch: Batch {
-                data: Vec::with_capacity(max_bytes.min(DEFAULT_BATCH_BYTES) + 4096),
+                data: Vec::with_capacity(max_bytes.min(DEFAULT_BATCH_BYTES).saturating_add(4096)),
                 ends: Vec::with_capacity(max_rows.min(DEFAULT_BATCH_ROWS)),
             },
             row_start: 0,
@@ -194,7 +194,7 @@ impl BatchBuilder {
     pub fn take(&mut self) -> Batch {
         let tail = self.batch.data.split_off(self.row_start);
         let mut next = Batch {
-            data: Vec::with_capacity(self.batch.data.capacity().min(self.max_bytes + 4096)),
+            data: Vec::with_capacity(self.batch.data.capacity().min(self.max_bytes.saturating_add(4096))),
             ends: Vec::with_capacity(self.batch.ends.capacity()),
         };
         next.data.extend_from_slice(&tail);

@@ -35,11 +35,16 @@ impl Session {
     }
 
     async fn introspect(&mut self, target: &Target) -> Result<Schema, DbError> {
-        match self {
+        let mut schema = match self {
             Self::Pg(c) => pg::introspect(c, target).await,
             Self::My(c) => mysql::introspect(c, target).await,
             Self::Sqlite(c) => sqlite::introspect(c, target),
-        }
+        }?;
+        // Catalog order follows each server's collation: sort by bytes, the same everywhere.
+        schema.tables.sort_by(|a, b| a.name.cmp(&b.name));
+        schema.views.sort_by(|a, b| a.name.cmp(&b.name));
+        schema.sequences.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(schema)
     }
 
     async fn server_version(&mut self, target: &Target) -> Result<String, DbError> {

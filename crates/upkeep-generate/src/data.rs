@@ -321,7 +321,10 @@ pub(crate) fn fill_block(
                 let (m, buf) = b.begin_value();
                 canonical::write_json_text(meta.as_bytes(), buf).expect("generated JSON is valid");
                 b.finish_value(m);
-                let uid: [u8; 16] = rng.gen();
+                // A version-4 UUID: MariaDB's UUID type refuses other variants.
+                let mut uid: [u8; 16] = rng.gen();
+                uid[6] = (uid[6] & 0x0f) | 0x40;
+                uid[8] = (uid[8] & 0x3f) | 0x80;
                 let (m, buf) = b.begin_value();
                 canonical::write_uuid(&uid, buf);
                 b.finish_value(m);

@@ -116,11 +116,7 @@ pub async fn run(options: GenerateOptions) -> Result<GenerateReport, GenerateErr
             let (next, table, target) = (next.clone(), table.clone(), target.clone());
             let (seed, total) = (options.seed, counts[index]);
             workers.push(tokio::spawn(async move {
-                let mut db = if engine == Engine::Sqlite {
-                    Database::connect(&target, OpenMode::ReadWrite).await?
-                } else {
-                    Database::connect(&target, OpenMode::ReadWrite).await?
-                };
+                let mut db = Database::connect(&target, OpenMode::ReadWrite).await?;
                 if engine == Engine::Mysql {
                     db.execute_script("SET unique_checks = 0;\nSET foreign_key_checks = 0;")
                         .await?;
