@@ -194,7 +194,12 @@ impl BatchBuilder {
     pub fn take(&mut self) -> Batch {
         let tail = self.batch.data.split_off(self.row_start);
         let mut next = Batch {
-            data: Vec::with_capacity(self.batch.data.capacity().min(self.max_bytes.saturating_add(4096))),
+            data: Vec::with_capacity(
+                self.batch
+                    .data
+                    .capacity()
+                    .min(self.max_bytes.saturating_add(4096)),
+            ),
             ends: Vec::with_capacity(self.batch.ends.capacity()),
         };
         next.data.extend_from_slice(&tail);

@@ -119,22 +119,36 @@ fn parse_exponent(text: &[u8]) -> Option<i64> {
 /// Appends `digits × 10^exp` canonically (the digits are the two slices read as one; leading
 /// and trailing zeros are allowed).
 pub fn write_decimal_parts(neg: bool, a: &[u8], b: &[u8], mut exp: i64, out: &mut Vec<u8>) {
-    let mut digits: Vec<u8> = Vec::with_capacity(a.len() + b.len());
-    digits.extend(a.iter().chain(b.iter()).skip_while(|&&d| d == b'0'));
-    while digits.last() == Some(&b'0') {
-        digits.pop();
+    // The digits are a ++ b, read without copying them together.
+    let total = a.len() + b.len();
+    let at = |i: usize| if i < a.len() { a[i] } else { b[i - a.len()] };
+    let mut start = 0;
+    while start < total && at(start) == b'0' {
+        start += 1;
+    }
+    let mut end = total;
+    while end > start && at(end - 1) == b'0' {
+        end -= 1;
         exp += 1;
     }
-    if digits.is_empty() {
+    if start == end {
         out.push(b'0');
         return;
     }
     if neg {
         out.push(b'-');
     }
-    let len = i64::try_from(digits.len()).unwrap_or(i64::MAX);
+    let push_range = |out: &mut Vec<u8>, from: usize, to: usize| {
+        if from < a.len() {
+            out.extend_from_slice(&a[from..to.min(a.len())]);
+        }
+        if to > a.len() {
+            out.extend_from_slice(&b[from.max(a.len()) - a.len()..to - a.len()]);
+        }
+    };
+    let len = i64::try_from(end - start).unwrap_or(i64::MAX);
     if exp >= 0 {
-        out.extend_from_slice(&digits);
+        push_range(out, start, end);
         out.extend(std::iter::repeat_n(b'0', usize::try_from(exp).unwrap_or(0)));
     } else {
         let point = len + exp;
@@ -144,12 +158,12 @@ pub fn write_decimal_parts(neg: bool, a: &[u8], b: &[u8], mut exp: i64, out: &mu
                 b'0',
                 usize::try_from(-point).unwrap_or(0),
             ));
-            out.extend_from_slice(&digits);
+            push_range(out, start, end);
         } else {
-            let p = usize::try_from(point).unwrap_or(0);
-            out.extend_from_slice(&digits[..p]);
+            let p = start + usize::try_from(point).unwrap_or(0);
+            push_range(out, start, p);
             out.push(b'.');
-            out.extend_from_slice(&digits[p..]);
+            push_range(out, p, end);
         }
     }
 }
@@ -169,9 +183,7 @@ pub fn write_f64(value: f64, out: &mut Vec<u8>) {
     } else {
         // std's Display is the shortest round-trip form, never in exponent notation, with no
         // fraction for integral values: exactly the canonical text.
-        let mut s = String::new();
-        let _ = write!(s, "{value}");
-        out.extend_from_slice(s.as_bytes());
+        let _ = std::io::Write::write_fmt(out, format_args!("{value}"));
     }
 }
 
@@ -188,9 +200,7 @@ pub fn write_f32(value: f32, out: &mut Vec<u8>) {
     } else if value == 0.0 {
         out.push(b'0');
     } else {
-        let mut s = String::new();
-        let _ = write!(s, "{value}");
-        out.extend_from_slice(s.as_bytes());
+        let _ = std::io::Write::write_fmt(out, format_args!("{value}"));
     }
 }
 

@@ -20,58 +20,69 @@ pub(crate) enum CopyFormatError {
 
 #[derive(Debug, Default)]
 pub(crate) struct CopyParser {
+    /// An incomplete tail of the stream, waiting for its next bytes.
     buf: Vec<u8>,
-    pos: usize,
     header_done: bool,
     trailer_seen: bool,
-    fields: Vec<Option<(usize, usize)>>,
 }
 
 impl CopyParser {
-    pub(crate) fn feed(&mut self, data: &[u8]) {
-        if self.pos == self.buf.len() {
-            self.buf.clear();
-            self.pos = 0;
-        } else if self.pos > (1 << 20) {
-            self.buf.drain(..self.pos);
-            self.pos = 0;
-        }
-        self.buf.extend_from_slice(data);
-    }
-
-    /// Calls `on_tuple` for each complete tuple buffered so far.
+    /// Parses `data` (the next bytes of the stream) and calls `on_tuple` for each complete
+    /// tuple. Usually a message holds whole tuples and is parsed in place; only an incomplete
+    /// tail is kept for the next call.
     pub(crate) fn parse<E: From<CopyFormatError>>(
         &mut self,
+        data: &[u8],
         expected_fields: usize,
         mut on_tuple: impl FnMut(&[Option<&[u8]>]) -> Result<(), E>,
     ) -> Result<(), E> {
+        if self.buf.is_empty() {
+            let used = self.parse_slice(data, expected_fields, &mut on_tuple)?;
+            self.buf.extend_from_slice(&data[used..]);
+        } else {
+            self.buf.extend_from_slice(data);
+            let buf = std::mem::take(&mut self.buf);
+            let used = self.parse_slice(&buf, expected_fields, &mut on_tuple);
+            self.buf = buf;
+            let used = used?;
+            self.buf.drain(..used);
+        }
+        Ok(())
+    }
+
+    /// Parses what `avail` holds; returns how many bytes were consumed.
+    fn parse_slice<E: From<CopyFormatError>>(
+        &mut self,
+        avail: &[u8],
+        expected_fields: usize,
+        on_tuple: &mut impl FnMut(&[Option<&[u8]>]) -> Result<(), E>,
+    ) -> Result<usize, E> {
+        let mut pos = 0usize;
         if !self.header_done {
-            let avail = &self.buf[self.pos..];
             if avail.len() < 19 {
-                return Ok(());
+                return Ok(0);
             }
             if &avail[..11] != SIGNATURE {
                 return Err(CopyFormatError::Signature.into());
             }
             let ext = u32::from_be_bytes(avail[15..19].try_into().expect("4 bytes"));
             let ext = usize::try_from(ext).unwrap_or(usize::MAX);
-            if avail.len() < 19 + ext {
-                return Ok(());
+            if avail.len() < 19usize.saturating_add(ext) {
+                return Ok(0);
             }
-            self.pos += 19 + ext;
+            pos = 19 + ext;
             self.header_done = true;
         }
         let mut values: Vec<Option<&[u8]>> = Vec::with_capacity(expected_fields);
         loop {
-            let avail = &self.buf[self.pos..];
-            if avail.len() < 2 || self.trailer_seen {
-                return Ok(());
+            let rest = &avail[pos..];
+            if rest.len() < 2 || self.trailer_seen {
+                return Ok(pos);
             }
-            let count = i16::from_be_bytes([avail[0], avail[1]]);
+            let count = i16::from_be_bytes([rest[0], rest[1]]);
             if count == -1 {
                 self.trailer_seen = true;
-                self.pos += 2;
-                return Ok(());
+                return Ok(pos + 2);
             }
             if usize::try_from(count).ok() != Some(expected_fields) {
                 return Err(CopyFormatError::FieldCount {
@@ -82,40 +93,32 @@ impl CopyParser {
             }
             // Find the tuple's extent first, so an incomplete tuple is left untouched.
             let mut at = 2usize;
-            self.fields.clear();
-            let mut complete = true;
+            values.clear();
             for _ in 0..expected_fields {
-                let Some(len_bytes) = avail.get(at..at + 4) else {
-                    complete = false;
-                    break;
+                let Some(len_bytes) = rest.get(at..at + 4) else {
+                    return Ok(pos);
                 };
                 let len = i32::from_be_bytes(len_bytes.try_into().expect("4 bytes"));
                 at += 4;
                 if len == -1 {
-                    self.fields.push(None);
+                    values.push(None);
                     continue;
                 }
                 let len = usize::try_from(len).map_err(|_| CopyFormatError::FieldLength(len))?;
-                if avail.len() < at + len {
-                    complete = false;
-                    break;
-                }
-                self.fields.push(Some((at, len)));
+                let Some(field) = rest.get(at..at + len) else {
+                    return Ok(pos);
+                };
+                values.push(Some(field));
                 at += len;
             }
-            if !complete {
-                return Ok(());
-            }
-            values.clear();
-            values.extend(self.fields.iter().map(|f| f.map(|(s, l)| &avail[s..s + l])));
             on_tuple(&values)?;
-            self.pos += at;
+            pos += at;
         }
     }
 
     /// Checks that the stream ended cleanly, with its trailer and no partial tuple.
     pub(crate) fn finish(&self) -> Result<(), CopyFormatError> {
-        if self.trailer_seen && self.pos == self.buf.len() {
+        if self.trailer_seen && self.buf.is_empty() {
             Ok(())
         } else {
             Err(CopyFormatError::Truncated)
@@ -148,8 +151,7 @@ mod tests {
             let mut p = CopyParser::default();
             let mut seen = Vec::new();
             for piece in [&data[..split], &data[split..]] {
-                p.feed(piece);
-                p.parse::<CopyFormatError>(2, |t| {
+                p.parse::<CopyFormatError>(piece, 2, |t| {
                     seen.push((t[0].map(<[u8]>::to_vec), t[1].is_none()));
                     Ok(())
                 })
@@ -165,11 +167,12 @@ mod tests {
     fn truncated_stream_is_an_error() {
         let data = stream();
         let mut p = CopyParser::default();
-        p.feed(&data[..data.len() - 5]);
-        p.parse::<CopyFormatError>(2, |_| Ok(())).unwrap();
+        p.parse::<CopyFormatError>(&data[..data.len() - 5], 2, |_| Ok(()))
+            .unwrap();
         assert!(p.finish().is_err());
         let mut p = CopyParser::default();
-        p.feed(b"NOTCOPY.............");
-        assert!(p.parse::<CopyFormatError>(2, |_| Ok(())).is_err());
+        assert!(p
+            .parse::<CopyFormatError>(b"NOTCOPY.............", 2, |_| Ok(()))
+            .is_err());
     }
 }

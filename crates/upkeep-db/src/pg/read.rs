@@ -139,9 +139,8 @@ pub(crate) async fn read_chunk(
     let bad = |e: CopyFormatError| DbError::query(target.display(), context.clone(), e.to_string());
     while let Some(message) = stream.next().await {
         let bytes = message.map_err(err(target, &context))?;
-        parser.feed(&bytes);
         parser
-            .parse::<ReadError>(decs.len(), |fields| {
+            .parse::<ReadError>(&bytes, decs.len(), |fields| {
                 let b = out.builder();
                 for (i, (field, dec)) in fields.iter().zip(&decs).enumerate() {
                     match field {
@@ -317,17 +316,29 @@ fn write_numeric(raw: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
     if raw.len() < 8 + 2 * ndigits {
         return Err("short numeric".into());
     }
-    let mut digits = Vec::with_capacity(ndigits * 4);
+    // Typical numerics have a few base-10000 digits: keep them on the stack.
+    let mut stack = [0u8; 64];
+    let mut heap = Vec::new();
+    let digits: &mut [u8] = if ndigits * 4 <= stack.len() {
+        &mut stack[..ndigits * 4]
+    } else {
+        heap.resize(ndigits * 4, 0);
+        &mut heap
+    };
     for i in 0..ndigits {
         let d = u16::from_be_bytes([raw[8 + 2 * i], raw[9 + 2 * i]]);
         if d > 9999 {
             return Err(format!("numeric digit {d}"));
         }
-        digits.extend_from_slice(format!("{d:04}").as_bytes());
+        let group = &mut digits[4 * i..4 * i + 4];
+        group[0] = b'0' + u8::try_from(d / 1000).unwrap_or(0);
+        group[1] = b'0' + u8::try_from(d / 100 % 10).unwrap_or(0);
+        group[2] = b'0' + u8::try_from(d / 10 % 10).unwrap_or(0);
+        group[3] = b'0' + u8::try_from(d % 10).unwrap_or(0);
     }
     let n = i64::try_from(ndigits).unwrap_or(0);
     let exp = 4 * (weight - n + 1);
-    canonical::write_decimal_parts(sign == 0x4000, &digits, &[], exp, out);
+    canonical::write_decimal_parts(sign == 0x4000, digits, &[], exp, out);
     Ok(())
 }
 
