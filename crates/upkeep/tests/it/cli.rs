@@ -1,0 +1,181 @@
+//! Exit codes, one-line errors, redaction and output formats of `upkeep checksum`.
+
+use upkeep_core::Engine;
+use upkeep_test_support::TestDb;
+
+use crate::{stderr, stdout, upkeep, upkeep_env};
+
+#[test]
+fn help_has_examples_and_exit_codes() {
+    let o = upkeep(&["checksum", "--help"]);
+    assert!(o.status.success());
+    let help = stdout(&o);
+    assert!(help.contains("Examples:"), "{help}");
+    assert!(help.contains("--tables"));
+    let o = upkeep(&["--help"]);
+    assert!(stdout(&o).contains("Exit codes:"));
+}
+
+#[test]
+fn bad_arguments_exit_2() {
+    let o = upkeep(&["checksum"]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = upkeep(&["checksum", "x.db", "--jobs", "0"]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+fn one_line_error(o: &std::process::Output) -> String {
+    let err = stderr(o);
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("upkeep: error:"))
+        .collect();
+    assert_eq!(lines.len(), 1, "one error line in {err:?}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        stdout(o).is_empty(),
+        "nothing on stdout on error: {}",
+        stdout(o)
+    );
+    lines[0].to_owned()
+}
+
+#[test]
+fn unsupported_url_exits_2() {
+    let o = upkeep(&["checksum", "redis://cache:6379/0"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(one_line_error(&o).contains("unsupported connection URL redis://cache:6379/0"));
+}
+
+#[test]
+fn pg_unreachable_server_exits_4_without_the_password() {
+    let o = upkeep(&["checksum", "postgres://app:s3cr3t-pw@127.0.0.1:1/shop"]);
+    assert_eq!(o.status.code(), Some(4));
+    let line = one_line_error(&o);
+    assert!(
+        line.contains("postgres://app:***@127.0.0.1:1/shop"),
+        "{line}"
+    );
+    assert!(!stderr(&o).contains("s3cr3t-pw"));
+}
+
+#[test]
+fn mysql_password_from_env_is_used_and_never_printed() {
+    let o = upkeep_env(
+        &["checksum", "mysql://app@127.0.0.1:1/shop"],
+        &[("UPKEEP_PASSWORD", "env-s3cret")],
+    );
+    assert_eq!(o.status.code(), Some(4));
+    let line = one_line_error(&o);
+    assert!(line.contains("mysql://app@127.0.0.1:1/shop"), "{line}");
+    assert!(!stderr(&o).contains("env-s3cret"));
+}
+
+#[test]
+fn missing_password_file_exits_5() {
+    let o = upkeep(&[
+        "checksum",
+        "postgres://app@127.0.0.1:1/shop",
+        "--password-file",
+        "/nonexistent/pw",
+    ]);
+    assert_eq!(o.status.code(), Some(5));
+    assert!(one_line_error(&o).contains("/nonexistent/pw"));
+}
+
+#[test]
+fn sqlite_missing_file_and_non_database_exit_5() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.db");
+    let o = upkeep(&["checksum", missing.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(5));
+    assert!(one_line_error(&o).contains("does not exist"));
+    let junk = dir.path().join("junk.sqlite");
+    std::fs::write(&junk, vec![b'x'; 4096]).unwrap();
+    let o = upkeep(&["checksum", junk.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(5));
+    assert!(one_line_error(&o).contains("is not a SQLite database"));
+}
+
+#[tokio::test]
+async fn pg_missing_table_exits_5_naming_it() {
+    let db = TestDb::new(Engine::Postgres).await;
+    db.execute("CREATE TABLE orders (id int PRIMARY KEY)").await;
+    let url = db.target.secret_url().to_owned();
+    let o = tokio::task::spawn_blocking(move || {
+        upkeep(&["checksum", &url, "--tables", "orders", "ordres"])
+    })
+    .await
+    .unwrap();
+    assert_eq!(o.status.code(), Some(5));
+    assert!(
+        one_line_error(&o).contains("table ordres not found"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[tokio::test]
+async fn mysql_missing_database_exits_5() {
+    let target = upkeep_db::Target::parse(&upkeep_test_support::server_url(Engine::Mysql), None)
+        .unwrap()
+        .with_database("upkeep_nope")
+        .unwrap();
+    let url = target.secret_url().to_owned();
+    let o = tokio::task::spawn_blocking(move || upkeep(&["checksum", &url]))
+        .await
+        .unwrap();
+    assert_eq!(o.status.code(), Some(5));
+    assert!(one_line_error(&o).contains("database \"upkeep_nope\" does not exist"));
+}
+
+#[tokio::test]
+async fn sqlite_json_report_carries_the_reference_digests() {
+    let db = TestDb::new(Engine::Sqlite).await;
+    db.load_kitchen_sink().await;
+    let path = db
+        .target
+        .sqlite_path()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let o = upkeep(&["checksum", &path, "--json", "--chunks"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).expect("stdout is JSON only");
+    for (name, rows, digest) in TestDb::kitchen_sink_expected() {
+        let t = report["tables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["table"] == name.as_str())
+            .unwrap();
+        assert_eq!(t["rows"], rows);
+        assert_eq!(t["digest"], digest.as_str());
+        assert!(t["chunks"].is_array());
+    }
+    assert_eq!(report["engine"], "sqlite");
+    // Warnings go to stderr as logs, not into stdout.
+    assert!(stderr(&o).contains("no_key"), "{}", stderr(&o));
+
+    let md = upkeep(&[
+        "checksum", &path, "--format", "markdown", "--tables", "numbers",
+    ]);
+    assert!(md.status.success());
+    assert!(
+        stdout(&md).contains("| numbers | 2,000 | v1:2000:"),
+        "{}",
+        stdout(&md)
+    );
+    let text = upkeep(&["checksum", &path, "-q", "--tables", "empty_table"]);
+    assert!(
+        stdout(&text).contains(&format!("empty_table      0  v1:0:{}", "0".repeat(64))),
+        "{}",
+        stdout(&text)
+    );
+    assert!(
+        stderr(&text).is_empty(),
+        "-q keeps stderr quiet: {}",
+        stderr(&text)
+    );
+}
