@@ -45,9 +45,10 @@ pub(crate) async fn connect(target: &Target) -> Result<MySqlConnection, DbError>
     Ok(conn)
 }
 
-pub(crate) fn err<'a>(target: &'a Target, context: &str) -> impl Fn(sqlx::Error) -> DbError + 'a {
-    let context = context.to_owned();
-    move |e| DbError::from_sqlx(e, target.display(), target.database(), &context)
+/// Maps a sqlx error on `target` while doing `context`. Allocates nothing until it is called:
+/// it sits on per-row paths.
+pub(crate) fn err<'a>(target: &'a Target, context: &'a str) -> impl Fn(sqlx::Error) -> DbError + 'a {
+    move |e| DbError::from_sqlx(e, target.display(), target.database(), context)
 }
 
 pub(crate) async fn server_version(
