@@ -281,7 +281,7 @@ pub fn parse_uuid(text: &[u8]) -> Result<[u8; 16], InvalidValue> {
         if n >= 32 {
             return Err(bad());
         }
-        out[n / 2] |= if n % 2 == 0 { v << 4 } else { v };
+        out[n / 2] |= if n.is_multiple_of(2) { v << 4 } else { v };
         n += 1;
     }
     if n != 32 {
@@ -528,73 +528,6 @@ pub fn write_naive_datetime(dt: &chrono::NaiveDateTime, out: &mut Vec<u8>) -> Op
     Some(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn dec(s: &str) -> String {
-        let mut out = Vec::new();
-        write_decimal_text(s.as_bytes(), &mut out).unwrap();
-        String::from_utf8(out).unwrap()
-    }
-
-    #[test]
-    fn decimals_are_canonical() {
-        assert_eq!(dec("1.5000"), "1.5");
-        assert_eq!(dec("-0.000"), "0");
-        assert_eq!(dec("00123.4500"), "123.45");
-        assert_eq!(dec("1E+3"), "1000");
-        assert_eq!(dec("-0.0001"), "-0.0001");
-        assert_eq!(dec("1.5e-3"), "0.0015");
-        assert_eq!(dec(".5"), "0.5");
-        assert_eq!(dec("5."), "5");
-        assert_eq!(dec("-Infinity"), "-Infinity");
-        assert_eq!(dec("NaN"), "NaN");
-        let mut out = Vec::new();
-        assert!(write_decimal_text(b"1.2.3", &mut out).is_err());
-        assert!(write_decimal_text(b"", &mut out).is_err());
-        assert!(write_decimal_text(b"e5", &mut out).is_err());
-    }
-
-    #[test]
-    fn floats_are_shortest_and_positional() {
-        let f = |x: f64| {
-            let mut o = Vec::new();
-            write_f64(x, &mut o);
-            String::from_utf8(o).unwrap()
-        };
-        assert_eq!(f(1e21), "1000000000000000000000");
-        assert_eq!(f(1e-7), "0.0000001");
-        assert_eq!(f(-0.0), "0");
-        assert_eq!(f(1.0), "1");
-        let mut o = Vec::new();
-        write_f32(123456.79, &mut o);
-        assert_eq!(o, b"123456.79");
-    }
-
-    #[test]
-    fn datetimes_parse_in_sqlite_forms() {
-        let p = parse_datetime(b"2024-07-10 09:30:00.5+08:00").unwrap();
-        let mut out = Vec::new();
-        write_parts_as_timestamp(&p, &mut out).unwrap();
-        assert_eq!(out, b"2024-07-10T01:30:00.5");
-        assert!(parse_datetime(b"0000-00-00").is_none());
-        assert!(parse_datetime(b"24:00:00").is_none());
-        assert!(parse_datetime(b"2024-02-30").is_none());
-        assert_eq!(parse_datetime(b"12:30").unwrap().time, Some((12, 30, 0, 0)));
-        assert!(parse_datetime(b"2024-07-10Tjunk").is_none());
-    }
-
-    #[test]
-    fn uuids_parse_and_print() {
-        let u = parse_uuid(b"{A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11}").unwrap();
-        let mut out = Vec::new();
-        write_uuid(&u, &mut out);
-        assert_eq!(out, b"a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11");
-        assert!(parse_uuid(b"a0eebc99").is_err());
-    }
-}
-
 /// Appends the canonical text of a value given as text (MySQL's text protocol, SQLite TEXT,
 /// PostgreSQL's text output), read as `logical`. On error nothing is appended, and the caller
 /// applies the spec's `other` rule or reports the value.
@@ -685,5 +618,72 @@ fn pg_infinity(text: &[u8]) -> Option<&'static [u8]> {
         b"infinity" => Some(b"infinity"),
         b"-infinity" => Some(b"-infinity"),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dec(s: &str) -> String {
+        let mut out = Vec::new();
+        write_decimal_text(s.as_bytes(), &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn decimals_are_canonical() {
+        assert_eq!(dec("1.5000"), "1.5");
+        assert_eq!(dec("-0.000"), "0");
+        assert_eq!(dec("00123.4500"), "123.45");
+        assert_eq!(dec("1E+3"), "1000");
+        assert_eq!(dec("-0.0001"), "-0.0001");
+        assert_eq!(dec("1.5e-3"), "0.0015");
+        assert_eq!(dec(".5"), "0.5");
+        assert_eq!(dec("5."), "5");
+        assert_eq!(dec("-Infinity"), "-Infinity");
+        assert_eq!(dec("NaN"), "NaN");
+        let mut out = Vec::new();
+        assert!(write_decimal_text(b"1.2.3", &mut out).is_err());
+        assert!(write_decimal_text(b"", &mut out).is_err());
+        assert!(write_decimal_text(b"e5", &mut out).is_err());
+    }
+
+    #[test]
+    fn floats_are_shortest_and_positional() {
+        let f = |x: f64| {
+            let mut o = Vec::new();
+            write_f64(x, &mut o);
+            String::from_utf8(o).unwrap()
+        };
+        assert_eq!(f(1e21), "1000000000000000000000");
+        assert_eq!(f(1e-7), "0.0000001");
+        assert_eq!(f(-0.0), "0");
+        assert_eq!(f(1.0), "1");
+        let mut o = Vec::new();
+        write_f32(123456.79, &mut o);
+        assert_eq!(o, b"123456.79");
+    }
+
+    #[test]
+    fn datetimes_parse_in_sqlite_forms() {
+        let p = parse_datetime(b"2024-07-10 09:30:00.5+08:00").unwrap();
+        let mut out = Vec::new();
+        write_parts_as_timestamp(&p, &mut out).unwrap();
+        assert_eq!(out, b"2024-07-10T01:30:00.5");
+        assert!(parse_datetime(b"0000-00-00").is_none());
+        assert!(parse_datetime(b"24:00:00").is_none());
+        assert!(parse_datetime(b"2024-02-30").is_none());
+        assert_eq!(parse_datetime(b"12:30").unwrap().time, Some((12, 30, 0, 0)));
+        assert!(parse_datetime(b"2024-07-10Tjunk").is_none());
+    }
+
+    #[test]
+    fn uuids_parse_and_print() {
+        let u = parse_uuid(b"{A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11}").unwrap();
+        let mut out = Vec::new();
+        write_uuid(&u, &mut out);
+        assert_eq!(out, b"a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11");
+        assert!(parse_uuid(b"a0eebc99").is_err());
     }
 }

@@ -47,7 +47,10 @@ pub(crate) async fn connect(target: &Target) -> Result<MySqlConnection, DbError>
 
 /// Maps a sqlx error on `target` while doing `context`. Allocates nothing until it is called:
 /// it sits on per-row paths.
-pub(crate) fn err<'a>(target: &'a Target, context: &'a str) -> impl Fn(sqlx::Error) -> DbError + 'a {
+pub(crate) fn err<'a>(
+    target: &'a Target,
+    context: &'a str,
+) -> impl Fn(sqlx::Error) -> DbError + 'a {
     move |e| DbError::from_sqlx(e, target.display(), target.database(), context)
 }
 

@@ -383,7 +383,7 @@ mod tests {
 
     fn numeric(ndigits: u16, weight: i16, sign: u16, dscale: u16, digits: &[u16]) -> String {
         let mut raw = Vec::new();
-        for v in [ndigits, weight as u16, sign, dscale] {
+        for v in [ndigits, weight.cast_unsigned(), sign, dscale] {
             raw.extend_from_slice(&v.to_be_bytes());
         }
         for d in digits {

@@ -18,10 +18,7 @@ fn run_and_watch_peak_kib(
     let pid = child.id();
     let mut peak = 0u64;
     let watcher = std::thread::spawn(move || {
-        loop {
-            let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
-                break;
-            };
+        while let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
             let Some(hwm) = status.lines().find(|l| l.starts_with("VmHWM:")) else {
                 break;
             };
