@@ -264,7 +264,7 @@ srv_my_start() {
   # The character set is the one Debian's packaged config sets, which --no-defaults skips.
   "$SRV_MY_SERVER" --no-defaults --datadir="$dir/data" --socket="$dir/mysqld.sock" \
     --pid-file="$dir/mariadbd.pid" --port="$SRV_MY_PORT" --bind-address=127.0.0.1 \
-    "${SRV_MY_USER_OPT[@]}" --innodb-flush-log-at-trx-commit=0 --innodb-buffer-pool-size=256M \
+    "${SRV_MY_USER_OPT[@]}" --innodb-flush-log-at-trx-commit=0 --innodb-buffer-pool-size="${SRV_MY_BUFFER_POOL:-256M}" \
     --max-connections=300 --max-allowed-packet=64M --skip-log-bin \
     --character-set-server=utf8mb4 --collation-server=utf8mb4_general_ci \
     --log-error="$dir/mariadbd.log" >"$dir/mariadbd.out" 2>&1 </dev/null &

@@ -1,0 +1,4 @@
+//! Integration tests of the engine adapters against real servers and SQLite files.
+
+mod introspect;
+mod lost;
