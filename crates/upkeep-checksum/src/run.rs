@@ -1,13 +1,12 @@
 //! Planning and running a checksum.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
-use upkeep_core::{Batch, Digest, Progress, ProgressEvent, TableFilter};
+use upkeep_core::{Digest, Progress, ProgressEvent, TableFilter};
 use upkeep_db::{
-    BatchSink, DbError, PlanOptions, ScanError, ScanOptions, ScanTask, Snapshot, Target,
+    DbError, DigestSink, PlanOptions, ScanError, ScanOptions, ScanTask, Snapshot, Target,
 };
 
 use crate::{ChecksumReport, ChunkChecksum, TableChecksum};
@@ -56,34 +55,6 @@ impl ChecksumError {
             Self::Db(e) => e.kind(),
             Self::NoTables { .. } => upkeep_db::ErrorKind::NotFound,
         }
-    }
-}
-
-/// Accumulates per-chunk digests of the batches one worker reads.
-#[derive(Default)]
-struct DigestSink {
-    chunks: HashMap<(usize, usize), (Digest, u64)>,
-    bytes: u64,
-}
-
-impl BatchSink for DigestSink {
-    type Error = std::convert::Infallible;
-
-    fn batch(&mut self, task: &ScanTask, batch: Batch) -> Result<(), Self::Error> {
-        self.bytes += u64::try_from(batch.byte_len()).unwrap_or(u64::MAX);
-        let entry = self.chunks.entry((task.table, task.chunk)).or_default();
-        batch.rows().for_each(|row| entry.0.add_row(row));
-        Ok(())
-    }
-
-    fn chunk_done(
-        &mut self,
-        task: &ScanTask,
-        _rows: u64,
-        irregular: u64,
-    ) -> Result<(), Self::Error> {
-        self.chunks.entry((task.table, task.chunk)).or_default().1 += irregular;
-        Ok(())
     }
 }
 
@@ -180,15 +151,9 @@ pub async fn run(
         Err(ScanError::Sink(never)) => match never {},
     };
 
-    let mut merged: HashMap<(usize, usize), (Digest, u64)> = HashMap::new();
-    let total_bytes = sinks.iter().map(|s| s.bytes).sum();
-    for sink in sinks {
-        for (k, (d, irregular)) in sink.chunks {
-            let e = merged.entry(k).or_default();
-            e.0.merge(&d);
-            e.1 += irregular;
-        }
-    }
+    let merged = DigestSink::merge(sinks);
+    let total_bytes = merged.bytes;
+    let merged = merged.chunks;
     let mut report_tables = Vec::with_capacity(tables.len());
     let mut total_rows = 0;
     for (ti, table) in tables.iter().enumerate() {

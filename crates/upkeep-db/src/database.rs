@@ -155,6 +155,34 @@ impl Database {
         }
     }
 
+    /// Runs one statement as it is (a function body may hold semicolons).
+    pub async fn execute_statement(&mut self, sql: &str) -> Result<(), DbError> {
+        use sqlx::Executor;
+        match &mut self.session {
+            Session::Pg(c) => c
+                .execute(sql)
+                .await
+                .map(|_| ())
+                .map_err(pg::err(&self.target, "running SQL")),
+            Session::My(c) => c
+                .execute(sql)
+                .await
+                .map(|_| ())
+                .map_err(mysql::err(&self.target, "running SQL")),
+            Session::Sqlite(c) => sqlite::execute_script(c, &self.target, sql),
+        }
+    }
+
+    /// Whether a table holds any row.
+    pub async fn has_rows(&mut self, table: &upkeep_core::TableName) -> Result<bool, DbError> {
+        let sql = format!(
+            "SELECT 1 FROM {} LIMIT 1",
+            crate::quote::table(self.engine(), table)
+        );
+        let target = self.target.clone();
+        Ok(!self.session.query_text(&target, &sql).await?.is_empty())
+    }
+
     /// Appends canonical rows to `table` by the engine's fast path.
     pub async fn write_batch(&mut self, table: &Table, batch: &Batch) -> Result<u64, DbError> {
         match &mut self.session {
@@ -326,6 +354,25 @@ impl Snapshot {
             None => self.sessions.first_mut().expect("a snapshot has a session"),
         };
         plan::plan_table(session, &self.target, table, options).await
+    }
+
+    /// The engine's own DDL for `tables` (and, when `all`, views and routines), read in the
+    /// snapshot.
+    pub async fn native_ddl(
+        &mut self,
+        tables: &[upkeep_core::TableName],
+        all: bool,
+    ) -> Result<crate::NativeDdl, DbError> {
+        let target = self.target.clone();
+        let session = match self.coordinator.as_mut() {
+            Some(c) => c,
+            None => self.sessions.first_mut().expect("a snapshot has a session"),
+        };
+        match session {
+            Session::Pg(c) => pg::native_ddl(c, &target, tables, all).await,
+            Session::My(c) => mysql::native_ddl(c, &target, tables, all).await,
+            Session::Sqlite(c) => sqlite::native_ddl(c, &target, tables, all),
+        }
     }
 
     pub(crate) fn take_sessions(&mut self) -> Vec<Session> {

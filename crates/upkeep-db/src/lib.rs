@@ -17,8 +17,10 @@
 
 mod database;
 pub mod ddl;
+mod digest_sink;
 mod error;
 mod mysql;
+mod native;
 mod pg;
 mod plan;
 pub mod quote;
@@ -27,7 +29,9 @@ mod sqlite;
 mod target;
 
 pub use database::{Database, Snapshot};
+pub use digest_sink::{digest_tables, DigestSink};
 pub use error::{DbError, ErrorKind};
+pub use native::NativeDdl;
 pub use plan::PlanOptions;
 pub use scan::{scan, BatchSink, ScanError, ScanOptions, ScanTask};
 pub use target::{read_password_file, OpenMode, Target};

@@ -83,14 +83,16 @@ pub(crate) async fn plan_table(
         let (Some(lo), Some(hi)) = (parse(0), parse(1)) else {
             return Ok(vec![KeyRange::ALL]);
         };
+        // Bounds sit on a grid of a power-of-two step, so that they stay where they were when
+        // rows are added or removed: backups of a changed table then cut the same chunks.
         let span = hi - lo + 1;
-        let n = i128::from(n).min(span.max(1));
+        let step = (span / i128::from(n)).max(1);
+        let step = 1i128 << (128 - (step - 1).leading_zeros()).min(100);
         let mut out: Vec<Vec<String>> = Vec::new();
-        for i in 1..n {
-            let b = lo + span * i / n;
-            if out.last().is_none_or(|last| last[0] != b.to_string()) {
-                out.push(vec![b.to_string()]);
-            }
+        let mut b = (lo.div_euclid(step) + 1) * step;
+        while b <= hi {
+            out.push(vec![b.to_string()]);
+            b += step;
         }
         out
     } else {

@@ -54,6 +54,9 @@ pub enum ScanError<E: std::error::Error + 'static> {
 pub struct ScanOptions {
     pub batch_rows: usize,
     pub batch_bytes: usize,
+    /// Read each chunk in key order (backups need a stable row order for their chunks to
+    /// deduplicate; digests do not care).
+    pub ordered: bool,
 }
 
 impl Default for ScanOptions {
@@ -61,6 +64,7 @@ impl Default for ScanOptions {
         Self {
             batch_rows: upkeep_core::DEFAULT_BATCH_ROWS,
             batch_bytes: upkeep_core::DEFAULT_BATCH_BYTES,
+            ordered: false,
         }
     }
 }
@@ -252,9 +256,17 @@ async fn run_worker(
         };
         let task = Arc::new(task);
         let table = &tables[task.table];
-        let predicate = table
-            .split_key()
-            .and_then(|k| plan::range_predicate(target.engine(), table, &k.columns, &task.range));
+        let key = table.split_key();
+        let mut tail = key
+            .and_then(|k| plan::range_predicate(target.engine(), table, &k.columns, &task.range))
+            .map(|p| format!(" WHERE {p}"))
+            .unwrap_or_default();
+        if let (true, Some(k)) = (options.ordered, key) {
+            tail.push_str(&format!(
+                " ORDER BY {}",
+                crate::quote::ident_list(target.engine(), &k.columns)
+            ));
+        }
         let out = ChunkOut {
             tx: tx.clone(),
             task: task.clone(),
@@ -263,7 +275,7 @@ async fn run_worker(
             irregular: 0,
             cancel: cancel.clone(),
         };
-        let (next, mut out) = session.read_chunk(target, table, predicate, out).await?;
+        let (next, mut out) = session.read_chunk(target, table, tail, out).await?;
         session = next;
         out.flush().await?;
         let (rows, irregular) = (out.rows, out.irregular);
@@ -281,30 +293,23 @@ impl Session {
         self,
         target: &crate::Target,
         table: &Table,
-        predicate: Option<String>,
+        tail: String,
         mut out: ChunkOut,
     ) -> Result<(Self, ChunkOut), DbError> {
         match self {
             Session::Pg(mut conn) => {
-                crate::pg::read_chunk(&mut conn, target, table, predicate.as_deref(), &mut out)
-                    .await?;
+                crate::pg::read_chunk(&mut conn, target, table, &tail, &mut out).await?;
                 Ok((Session::Pg(conn), out))
             }
             Session::My(mut conn) => {
-                crate::mysql::read_chunk(&mut conn, target, table, predicate.as_deref(), &mut out)
-                    .await?;
+                crate::mysql::read_chunk(&mut conn, target, table, &tail, &mut out).await?;
                 Ok((Session::My(conn), out))
             }
             Session::Sqlite(conn) => {
                 let (target2, table2) = (target.clone(), table.clone());
                 let (conn, out, result) = tokio::task::spawn_blocking(move || {
-                    let result = crate::sqlite::read_chunk(
-                        &conn,
-                        &target2,
-                        &table2,
-                        predicate.as_deref(),
-                        &mut out,
-                    );
+                    let result =
+                        crate::sqlite::read_chunk(&conn, &target2, &table2, &tail, &mut out);
                     (conn, out, result)
                 })
                 .await

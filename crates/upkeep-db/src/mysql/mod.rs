@@ -1,10 +1,12 @@
 //! MySQL and MariaDB: connect, introspect, read through the text protocol, write with
 //! multi-row INSERTs.
 
+mod ddl;
 mod introspect;
 mod read;
 mod write;
 
+pub(crate) use ddl::native_ddl;
 pub(crate) use introspect::introspect;
 pub(crate) use read::{read_chunk, text};
 pub(crate) use write::write_batch;

@@ -36,14 +36,14 @@ pub(crate) async fn read_chunk(
     conn: &mut MySqlConnection,
     target: &Target,
     table: &Table,
-    predicate: Option<&str>,
+    tail: &str,
     out: &mut ChunkOut,
 ) -> Result<(), DbError> {
     let sql = format!(
         "SELECT {} FROM {}{}",
         select_list(table).join(", "),
         quote::table(Engine::Mysql, &table.name),
-        predicate.map(|p| format!(" WHERE {p}")).unwrap_or_default()
+        tail
     );
     let context = format!("reading table {}", table.name);
     let logicals: Vec<LogicalType> = table.columns.iter().map(|c| c.logical).collect();

@@ -18,7 +18,13 @@ pub(crate) async fn write_batch(
     batch: &Batch,
 ) -> Result<u64, DbError> {
     let context = format!("writing table {}", table.name);
-    let cols: Vec<String> = table.columns.iter().map(|c| c.name.clone()).collect();
+    // Generated columns are computed by the server: their values are read, never written.
+    let cols: Vec<String> = table
+        .columns
+        .iter()
+        .filter(|c| c.generated.is_none())
+        .map(|c| c.name.clone())
+        .collect();
     let head = format!(
         "INSERT INTO {} ({}) VALUES ",
         quote::table(Engine::Mysql, &table.name),
@@ -32,7 +38,10 @@ pub(crate) async fn write_batch(
         for (i, value) in values(row).enumerate() {
             let value = value
                 .map_err(|e| DbError::query(target.display(), context.clone(), e.to_string()))?;
-            if i > 0 {
+            if table.columns.get(i).is_some_and(|c| c.generated.is_some()) {
+                continue;
+            }
+            if !sql.ends_with('(') {
                 sql.push(',');
             }
             let logical = table
@@ -43,7 +52,7 @@ pub(crate) async fn write_batch(
                 DbError::query(
                     target.display(),
                     context.clone(),
-                    format!("column {:?}: {m}", cols[i]),
+                    format!("column {:?}: {m}", table.columns[i].name),
                 )
             })?;
         }
@@ -88,7 +97,17 @@ fn write_literal(
             if matches!(t, "NaN" | "Infinity" | "-Infinity") {
                 return Err(format!("MySQL cannot store the float {t}"));
             }
-            sql.push_str(t);
+            // In exponent form: a plain literal with a point is an exact DECIMAL to MySQL, which
+            // overflows at 65 digits (1.7976931348623157e308, 5e-324). A 4-byte float goes as
+            // its exact value: MariaDB refuses 3.4028235e38 as out of FLOAT's range.
+            let value = match logical {
+                L::Float32 => t.parse::<f32>().map(f64::from),
+                _ => t.parse::<f64>(),
+            };
+            match value {
+                Ok(f) => sql.push_str(&format!("{f:e}")),
+                Err(_) => return Err(format!("{t:?} is not a float")),
+            }
         }
         (L::Timestamp, Ok(t)) => {
             sql.push_str(&quote::literal(Engine::Mysql, &t.replacen('T', " ", 1)))

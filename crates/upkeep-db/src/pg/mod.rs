@@ -2,10 +2,12 @@
 //! `COPY … FROM STDIN`.
 
 mod copy_binary;
+mod ddl;
 mod introspect;
 mod read;
 mod write;
 
+pub(crate) use ddl::native_ddl;
 pub(crate) use introspect::introspect;
 pub(crate) use read::read_chunk;
 pub(crate) use write::write_batch;

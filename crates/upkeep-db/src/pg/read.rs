@@ -107,7 +107,7 @@ pub(crate) async fn read_chunk(
     conn: &mut PgConnection,
     target: &Target,
     table: &Table,
-    predicate: Option<&str>,
+    tail: &str,
     out: &mut ChunkOut,
 ) -> Result<(), DbError> {
     let (exprs, decs) = select_list(table);
@@ -121,13 +121,13 @@ pub(crate) async fn read_chunk(
         // A table without columns still has rows; count them as empty rows.
         format!(
             "COPY (SELECT FROM {only}{name}{}) TO STDOUT (FORMAT binary)",
-            where_clause(predicate)
+            tail
         )
     } else {
         format!(
             "COPY (SELECT {} FROM {only}{name}{}) TO STDOUT (FORMAT binary)",
             exprs.join(", "),
-            where_clause(predicate)
+            tail
         )
     };
     let context = format!("reading table {}", table.name);
@@ -182,10 +182,6 @@ impl From<CopyFormatError> for ReadError {
     fn from(e: CopyFormatError) -> Self {
         Self::Copy(e)
     }
-}
-
-fn where_clause(predicate: Option<&str>) -> String {
-    predicate.map(|p| format!(" WHERE {p}")).unwrap_or_default()
 }
 
 fn be<const N: usize>(raw: &[u8]) -> Result<[u8; N], String> {

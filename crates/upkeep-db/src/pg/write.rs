@@ -15,7 +15,13 @@ pub(crate) async fn write_batch(
     batch: &Batch,
 ) -> Result<u64, DbError> {
     let context = format!("writing table {}", table.name);
-    let cols: Vec<String> = table.columns.iter().map(|c| c.name.clone()).collect();
+    // Generated columns are computed by the server: their values are read, never written.
+    let cols: Vec<String> = table
+        .columns
+        .iter()
+        .filter(|c| c.generated.is_none())
+        .map(|c| c.name.clone())
+        .collect();
     let sql = format!(
         "COPY {} ({}) FROM STDIN",
         quote::table(Engine::Postgres, &table.name),
@@ -23,12 +29,17 @@ pub(crate) async fn write_batch(
     );
     let mut buf = Vec::with_capacity(batch.byte_len() + batch.len() * 8);
     for row in batch.rows() {
+        let mut first = true;
         for (i, value) in values(row).enumerate() {
             let value = value
                 .map_err(|e| DbError::query(target.display(), context.clone(), e.to_string()))?;
-            if i > 0 {
+            if table.columns.get(i).is_some_and(|c| c.generated.is_some()) {
+                continue;
+            }
+            if !first {
                 buf.push(b'\t');
             }
+            first = false;
             let logical = table
                 .columns
                 .get(i)

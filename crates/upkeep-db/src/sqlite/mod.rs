@@ -1,9 +1,11 @@
 //! SQLite: open, introspect, read by storage class, write with prepared INSERTs.
 
+mod ddl;
 mod introspect;
 mod read;
 mod write;
 
+pub(crate) use ddl::native_ddl;
 pub(crate) use introspect::introspect;
 pub(crate) use read::read_chunk;
 pub(crate) use write::write_batch;

@@ -15,7 +15,7 @@ pub(crate) fn read_chunk(
     conn: &Connection,
     target: &Target,
     table: &Table,
-    predicate: Option<&str>,
+    tail: &str,
     out: &mut ChunkOut,
 ) -> Result<(), DbError> {
     let path = target.sqlite_path().expect("a SQLite target has a path");
@@ -33,7 +33,7 @@ pub(crate) fn read_chunk(
             cols.join(", ")
         },
         quote::table(Engine::Sqlite, &table.name),
-        predicate.map(|p| format!(" WHERE {p}")).unwrap_or_default()
+        tail
     );
     let logicals: Vec<LogicalType> = table.columns.iter().map(|c| c.logical).collect();
     let mut stmt = conn.prepare(&sql).map_err(|e| map_err(e, path, &context))?;

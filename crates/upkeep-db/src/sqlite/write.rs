@@ -16,7 +16,13 @@ pub(crate) fn write_batch(
 ) -> Result<u64, DbError> {
     let path = target.sqlite_path().expect("a SQLite target has a path");
     let context = format!("writing table {}", table.name);
-    let cols: Vec<String> = table.columns.iter().map(|c| c.name.clone()).collect();
+    // Generated columns are computed by SQLite: their values are read, never written.
+    let cols: Vec<String> = table
+        .columns
+        .iter()
+        .filter(|c| c.generated.is_none())
+        .map(|c| c.name.clone())
+        .collect();
     let sql = format!(
         "INSERT INTO {} ({}) VALUES ({})",
         quote::table(Engine::Sqlite, &table.name),
@@ -40,6 +46,9 @@ pub(crate) fn write_batch(
                 let v = v.map_err(|e| {
                     DbError::query(target.display(), context.clone(), e.to_string())
                 })?;
+                if table.columns.get(i).is_some_and(|c| c.generated.is_some()) {
+                    continue;
+                }
                 let logical = table
                     .columns
                     .get(i)
@@ -69,6 +78,8 @@ fn to_sqlite(logical: LogicalType, value: Option<&[u8]>) -> Value {
         L::Float32 | L::Float64 => match t {
             "Infinity" => Value::Real(f64::INFINITY),
             "-Infinity" => Value::Real(f64::NEG_INFINITY),
+            // SQLite turns a NaN REAL into NULL; the text reads back as NaN by the `other` rule.
+            "NaN" => Value::Text(t.to_owned()),
             _ => t
                 .parse()
                 .map_or_else(|_| Value::Text(t.to_owned()), Value::Real),

@@ -1,0 +1,363 @@
+//! `upkeep backup`: one consistent snapshot into the repository.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+use upkeep_core::{row_hash, Batch, Digest, Engine, Progress, TableFilter};
+use upkeep_db::{BatchSink, PlanOptions, ScanError, ScanOptions, ScanTask, Snapshot, Target};
+
+use crate::chunker::{RawChunk, RowChunker};
+use crate::manifest::{ChunkRef, Manifest, TableEntry, MANIFEST_FORMAT, MANIFEST_VERSION};
+use crate::repo::{chunk_id, Repository};
+use crate::BackupError;
+
+#[derive(Clone, Debug)]
+pub struct BackupOptions {
+    pub target: Target,
+    pub repo: PathBuf,
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+    pub jobs: usize,
+    pub tags: Vec<String>,
+    /// zstd level for a new repository (an existing one keeps its own).
+    pub zstd_level: i32,
+    pub plan: PlanOptions,
+}
+
+impl BackupOptions {
+    pub fn new(target: Target, repo: PathBuf) -> Self {
+        Self {
+            target,
+            repo,
+            include: Vec::new(),
+            exclude: Vec::new(),
+            jobs: 2,
+            tags: Vec::new(),
+            zstd_level: 3,
+            plan: PlanOptions::default(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BackupReport {
+    pub snapshot: String,
+    pub repository: String,
+    pub source: String,
+    pub engine: Engine,
+    pub tables: Vec<TableBackup>,
+    pub total_rows: u64,
+    /// Canonical bytes read from the database.
+    pub bytes_read: u64,
+    /// Compressed bytes of the chunks this backup added to the repository.
+    pub bytes_stored: u64,
+    pub chunks_total: u64,
+    pub chunks_new: u64,
+    /// bytes_read / bytes_stored: how much smaller the new data is than what was read.
+    pub dedup_ratio: f64,
+    pub duration_ms: u64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TableBackup {
+    pub table: String,
+    pub rows: u64,
+    pub digest: Digest,
+    pub bytes: u64,
+    pub chunks: usize,
+}
+
+struct TaskState {
+    chunker: RowChunker,
+    refs: Vec<ChunkRef>,
+    digest: Digest,
+}
+
+/// Cuts one worker's rows into chunks and stores the new ones.
+struct ChunkSink {
+    repo: Arc<Repository>,
+    level: i32,
+    open: HashMap<(usize, usize), TaskState>,
+    done: Vec<((usize, usize), TaskState)>,
+    bytes_read: u64,
+    bytes_stored: u64,
+    chunks_new: u64,
+}
+
+impl ChunkSink {
+    fn store(&mut self, key: (usize, usize), chunk: RawChunk) -> Result<(), BackupError> {
+        let id = chunk_id(&chunk.content);
+        let written = self.repo.put_chunk(&id, &chunk.content, self.level)?;
+        if written > 0 {
+            self.chunks_new += 1;
+            self.bytes_stored += written;
+        }
+        let bytes = u64::try_from(chunk.content.len()).unwrap_or(u64::MAX);
+        self.open
+            .get_mut(&key)
+            .expect("the task is open")
+            .refs
+            .push(ChunkRef {
+                id,
+                rows: chunk.rows,
+                bytes,
+            });
+        Ok(())
+    }
+
+    fn state(&mut self, key: (usize, usize)) -> &mut TaskState {
+        let c = self.repo.config();
+        let (min, target, max) = (c.chunk_min_bytes, c.chunk_target_bytes, c.chunk_max_bytes);
+        self.open.entry(key).or_insert_with(|| TaskState {
+            chunker: RowChunker::new(min, target, max),
+            refs: Vec::new(),
+            digest: Digest::default(),
+        })
+    }
+}
+
+impl BatchSink for ChunkSink {
+    type Error = BackupError;
+
+    fn batch(&mut self, task: &ScanTask, batch: Batch) -> Result<(), BackupError> {
+        let key = (task.table, task.chunk);
+        self.bytes_read += u64::try_from(batch.byte_len()).unwrap_or(u64::MAX);
+        for row in batch.rows() {
+            let hash = row_hash(row);
+            let state = self.state(key);
+            state.digest.add_hash(&hash);
+            if let Some(chunk) = state.chunker.push(row, &hash) {
+                self.store(key, chunk)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn chunk_done(
+        &mut self,
+        task: &ScanTask,
+        _rows: u64,
+        _irregular: u64,
+    ) -> Result<(), BackupError> {
+        let key = (task.table, task.chunk);
+        if let Some(last) = self.state(key).chunker.finish() {
+            self.store(key, last)?;
+        }
+        let state = self.open.remove(&key).expect("the task is open");
+        self.done.push((key, state));
+        Ok(())
+    }
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Takes a snapshot of the selected tables into the repository.
+pub async fn backup(
+    options: BackupOptions,
+    progress: Arc<dyn Progress>,
+    cancel: CancellationToken,
+) -> Result<BackupReport, BackupError> {
+    let started = Instant::now();
+    let started_at = now();
+    let repo = Arc::new(Repository::open_or_init(&options.repo, options.zstd_level)?);
+    let _lock = repo.lock(false)?;
+    let target = &options.target;
+    let mut snapshot = Snapshot::open(target, options.jobs).await?;
+    let result = run(
+        &options,
+        &repo,
+        &mut snapshot,
+        progress,
+        cancel,
+        &started_at,
+    )
+    .await;
+    snapshot.close().await;
+    let (manifest, sinks_stats, warnings) = result?;
+    // The manifest goes last: a run killed before this line leaves chunks, never a snapshot.
+    repo.put_manifest(&manifest)?;
+    let (bytes_read, bytes_stored, chunks_new) = sinks_stats;
+    let tables: Vec<TableBackup> = manifest
+        .tables
+        .iter()
+        .map(|t| TableBackup {
+            table: t.name.to_string(),
+            rows: t.rows,
+            digest: t.digest,
+            bytes: t.bytes,
+            chunks: t.chunks.len(),
+        })
+        .collect();
+    #[allow(clippy::cast_precision_loss)]
+    let dedup_ratio = if bytes_stored == 0 {
+        bytes_read as f64
+    } else {
+        bytes_read as f64 / bytes_stored as f64
+    };
+    Ok(BackupReport {
+        snapshot: manifest.id.clone(),
+        repository: repo.location(),
+        source: target.display().to_owned(),
+        engine: target.engine(),
+        total_rows: tables.iter().map(|t| t.rows).sum(),
+        chunks_total: manifest.tables.iter().map(|t| t.chunks.len() as u64).sum(),
+        tables,
+        bytes_read,
+        bytes_stored,
+        chunks_new,
+        dedup_ratio,
+        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        warnings,
+    })
+}
+
+async fn run(
+    options: &BackupOptions,
+    repo: &Arc<Repository>,
+    snapshot: &mut Snapshot,
+    progress: Arc<dyn Progress>,
+    cancel: CancellationToken,
+    started_at: &str,
+) -> Result<(Manifest, (u64, u64, u64), Vec<String>), BackupError> {
+    let target = &options.target;
+    let filter = TableFilter::new(&options.include, &options.exclude);
+    let names: Vec<&upkeep_core::TableName> =
+        snapshot.schema().tables.iter().map(|t| &t.name).collect();
+    if let Some(missing) = filter.unmatched_names(&names).first() {
+        return Err(upkeep_db::DbError::TableNotFound {
+            table: (*missing).to_owned(),
+            target: target.display().to_owned(),
+        }
+        .into());
+    }
+    let tables: Vec<upkeep_core::Table> = snapshot
+        .schema()
+        .tables
+        .iter()
+        .filter(|t| filter.matches(&t.name))
+        .cloned()
+        .collect();
+    if tables.is_empty() {
+        return Err(BackupError::NoTables {
+            target: target.display().to_owned(),
+        });
+    }
+    let all = options.include.is_empty() && options.exclude.is_empty();
+    let table_names: Vec<upkeep_core::TableName> = tables.iter().map(|t| t.name.clone()).collect();
+    let native_ddl = snapshot.native_ddl(&table_names, all).await?;
+    let mut warnings: Vec<String> = snapshot.warnings().to_vec();
+    let plan_options = PlanOptions {
+        min_chunks: snapshot.workers(),
+        ..options.plan
+    };
+    let mut tasks = Vec::new();
+    let mut chunk_counts = Vec::new();
+    for (ti, table) in tables.iter().enumerate() {
+        if table.split_key().is_none() {
+            warnings.push(format!(
+                "table {} has no primary or unique not-null key: read as one stream",
+                table.name
+            ));
+        }
+        let ranges = snapshot.plan(table, &plan_options).await?;
+        chunk_counts.push(ranges.len());
+        tasks.extend(ranges.into_iter().enumerate().map(|(ci, range)| ScanTask {
+            table: ti,
+            chunk: ci,
+            range,
+        }));
+    }
+    let level = repo.config().zstd_level;
+    let sinks: Vec<ChunkSink> = (0..snapshot.workers())
+        .map(|_| ChunkSink {
+            repo: repo.clone(),
+            level,
+            open: HashMap::new(),
+            done: Vec::new(),
+            bytes_read: 0,
+            bytes_stored: 0,
+            chunks_new: 0,
+        })
+        .collect();
+    let scan_options = ScanOptions {
+        ordered: true,
+        ..ScanOptions::default()
+    };
+    let tables = Arc::new(tables);
+    let sinks = upkeep_db::scan(
+        snapshot,
+        tables.clone(),
+        tasks,
+        sinks,
+        scan_options,
+        progress,
+        cancel,
+    )
+    .await
+    .map_err(|e| match e {
+        ScanError::Db(upkeep_db::DbError::Cancelled) => BackupError::Cancelled,
+        ScanError::Db(e) => e.into(),
+        ScanError::Sink(e) => e,
+    })?;
+    let mut done: HashMap<(usize, usize), TaskState> = HashMap::new();
+    let (mut bytes_read, mut bytes_stored, mut chunks_new) = (0, 0, 0);
+    for sink in sinks {
+        bytes_read += sink.bytes_read;
+        bytes_stored += sink.bytes_stored;
+        chunks_new += sink.chunks_new;
+        done.extend(sink.done);
+    }
+    let mut entries = Vec::with_capacity(tables.len());
+    for (ti, table) in tables.iter().enumerate() {
+        let mut digest = Digest::default();
+        let mut chunks = Vec::new();
+        for ci in 0..chunk_counts[ti] {
+            if let Some(state) = done.remove(&(ti, ci)) {
+                digest.merge(&state.digest);
+                chunks.extend(state.refs);
+            }
+        }
+        entries.push(TableEntry {
+            name: table.name.clone(),
+            rows: digest.rows(),
+            digest,
+            bytes: chunks.iter().map(|c| c.bytes).sum(),
+            chunks,
+        });
+    }
+    let id = format!(
+        "{}-{:08x}",
+        chrono::Utc::now().format("%Y%m%dT%H%M%SZ"),
+        rand::random::<u32>()
+    );
+    let mut schema = snapshot.schema().clone();
+    schema
+        .tables
+        .retain(|t| tables.iter().any(|x| x.name == t.name));
+    let manifest = Manifest {
+        format: MANIFEST_FORMAT.into(),
+        version: MANIFEST_VERSION,
+        id,
+        tool_version: env!("CARGO_PKG_VERSION").into(),
+        engine: target.engine(),
+        server_version: snapshot.server_version().to_owned(),
+        source: target.display().to_owned(),
+        started_at: started_at.to_owned(),
+        finished_at: now(),
+        consistency: snapshot.consistency().to_owned(),
+        tags: options.tags.clone(),
+        digest_version: upkeep_core::DIGEST_VERSION,
+        schema,
+        native_ddl,
+        tables: entries,
+    };
+    Ok((manifest, (bytes_read, bytes_stored, chunks_new), warnings))
+}

@@ -1,0 +1,60 @@
+//! Errors of the backup tools.
+
+use upkeep_db::{DbError, ErrorKind};
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BackupError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("repository {location}: {source}")]
+    Io {
+        location: String,
+        source: std::io::Error,
+    },
+    #[error("{location} is not an upkeep repository (no valid config.json); give an empty or new folder to create one")]
+    NotARepository { location: String },
+    #[error("snapshot {id} not found in repository {location}")]
+    SnapshotNotFound { id: String, location: String },
+    #[error("repository {location} is locked by {holder}: another backup or prune is running")]
+    Locked { location: String, holder: String },
+    #[error("repository is damaged: {what}")]
+    Corrupt { what: String },
+    #[error("no table in {target} matches the given --tables/--exclude patterns")]
+    NoTables { target: String },
+    #[error(
+        "tables already hold rows in {target}: {tables}; pass --clean to drop and replace them"
+    )]
+    NotEmpty { target: String, tables: String },
+    #[error("restored data differs from snapshot {snapshot} in {tables}")]
+    Mismatch { snapshot: String, tables: String },
+    #[error("cancelled")]
+    Cancelled,
+}
+
+impl BackupError {
+    pub(crate) fn io(location: impl std::fmt::Display, source: std::io::Error) -> Self {
+        Self::Io {
+            location: location.to_string(),
+            source,
+        }
+    }
+
+    /// The category that decides the exit code.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Db(e) => e.kind(),
+            Self::NotARepository { .. } | Self::SnapshotNotFound { .. } | Self::NoTables { .. } => {
+                ErrorKind::NotFound
+            }
+            Self::NotEmpty { .. } => ErrorKind::Usage,
+            Self::Cancelled => ErrorKind::Cancelled,
+            _ => ErrorKind::Failure,
+        }
+    }
+
+    /// Whether the data itself did not check out (exit 3), as opposed to the work failing.
+    pub fn is_mismatch(&self) -> bool {
+        matches!(self, Self::Mismatch { .. } | Self::Corrupt { .. })
+    }
+}

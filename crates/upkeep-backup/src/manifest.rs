@@ -1,0 +1,92 @@
+//! The snapshot manifest: a versioned JSON document written last, naming everything a restore
+//! needs and every chunk it reads.
+
+use serde::{Deserialize, Serialize};
+use upkeep_core::{Digest, Engine, Schema, TableName};
+use upkeep_db::NativeDdl;
+
+use crate::BackupError;
+
+pub const MANIFEST_FORMAT: &str = "upkeep-snapshot";
+pub const MANIFEST_VERSION: u32 = 1;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format: String,
+    pub version: u32,
+    pub id: String,
+    pub tool_version: String,
+    pub engine: Engine,
+    pub server_version: String,
+    /// The redacted source URL.
+    pub source: String,
+    pub started_at: String,
+    pub finished_at: String,
+    /// What made the read consistent (exported snapshot, binlog position, read transaction).
+    pub consistency: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// The content digest version used for `tables[].digest`.
+    pub digest_version: u32,
+    /// The neutral schema (for restores into another engine and for reports).
+    pub schema: Schema,
+    /// The source engine's own DDL, for a same-engine restore.
+    pub native_ddl: NativeDdl,
+    pub tables: Vec<TableEntry>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TableEntry {
+    pub name: TableName,
+    pub rows: u64,
+    pub digest: Digest,
+    /// Uncompressed bytes of the table's rows.
+    pub bytes: u64,
+    pub chunks: Vec<ChunkRef>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkRef {
+    pub id: String,
+    pub rows: u64,
+    pub bytes: u64,
+}
+
+impl Manifest {
+    /// Checks what a manifest must satisfy to be trusted: its format, its id, and that every
+    /// table's chunk row counts add up to its row count.
+    pub fn check(&self, expected_id: &str) -> Result<(), BackupError> {
+        let bad = |why: String| BackupError::Corrupt {
+            what: format!("manifest of snapshot {expected_id}: {why}"),
+        };
+        if self.format != MANIFEST_FORMAT {
+            return Err(bad(format!("unknown format {:?}", self.format)));
+        }
+        if self.version != MANIFEST_VERSION || self.digest_version != upkeep_core::DIGEST_VERSION {
+            return Err(bad(format!(
+                "version {} / digest v{} is not readable",
+                self.version, self.digest_version
+            )));
+        }
+        if self.id != expected_id {
+            return Err(bad(format!("it names itself {}", self.id)));
+        }
+        for t in &self.tables {
+            let rows: u64 = t.chunks.iter().map(|c| c.rows).sum();
+            let bytes: u64 = t.chunks.iter().map(|c| c.bytes).sum();
+            if rows != t.rows || rows != t.digest.rows() || bytes != t.bytes {
+                return Err(bad(format!(
+                    "table {} lists {rows} rows in its chunks but {} in its digest",
+                    t.name, t.digest
+                )));
+            }
+            if t.chunks
+                .iter()
+                .any(|c| c.id.len() != 64 || !c.id.bytes().all(|b| b.is_ascii_hexdigit()))
+            {
+                return Err(bad(format!("table {} names a malformed chunk id", t.name)));
+            }
+        }
+        Ok(())
+    }
+}

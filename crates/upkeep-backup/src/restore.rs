@@ -1,0 +1,468 @@
+//! `upkeep restore`: schema, data by each engine's fast path, then the proof by digest.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+use upkeep_core::{Batch, Digest, Engine, LogicalType, Table, TableFilter};
+use upkeep_db::{ddl, quote, Database, DbError, OpenMode, Target};
+
+use crate::manifest::{Manifest, TableEntry};
+use crate::repo::Repository;
+use crate::BackupError;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SchemaMode {
+    #[default]
+    SchemaAndData,
+    SchemaOnly,
+    DataOnly,
+}
+
+#[derive(Clone, Debug)]
+pub struct RestoreOptions {
+    pub repo: std::path::PathBuf,
+    /// A snapshot id, a unique prefix of one, or `latest`.
+    pub snapshot: String,
+    pub target: Target,
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+    pub jobs: usize,
+    pub mode: SchemaMode,
+    /// Drop the snapshot's tables in the target first.
+    pub clean: bool,
+}
+
+impl RestoreOptions {
+    pub fn new(repo: std::path::PathBuf, target: Target) -> Self {
+        Self {
+            repo,
+            snapshot: "latest".into(),
+            target,
+            include: Vec::new(),
+            exclude: Vec::new(),
+            jobs: 2,
+            mode: SchemaMode::SchemaAndData,
+            clean: false,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RestoreReport {
+    pub snapshot: String,
+    pub target: String,
+    pub source_engine: Engine,
+    pub target_engine: Engine,
+    pub tables: Vec<TableRestore>,
+    pub total_rows: u64,
+    /// Every restored table's digest, read back from the target, equals the manifest's.
+    pub verified: bool,
+    /// Conversions that change the data's type when restoring into another engine.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lossy_conversions: Vec<String>,
+    pub duration_ms: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TableRestore {
+    pub table: String,
+    pub rows: u64,
+    pub expected: Digest,
+    /// The digest read back from the target (absent with --schema-only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restored: Option<Digest>,
+}
+
+pub async fn restore(
+    options: RestoreOptions,
+    cancel: CancellationToken,
+) -> Result<RestoreReport, BackupError> {
+    let started = Instant::now();
+    let repo = Arc::new(Repository::open(&options.repo)?);
+    let id = repo.resolve(&options.snapshot)?;
+    let manifest = repo.load_manifest(&id)?;
+    let target = &options.target;
+    let same_engine = manifest.engine == target.engine();
+
+    let filter = TableFilter::new(&options.include, &options.exclude);
+    let names: Vec<&upkeep_core::TableName> = manifest.tables.iter().map(|t| &t.name).collect();
+    if let Some(missing) = filter.unmatched_names(&names).first() {
+        return Err(DbError::TableNotFound {
+            table: (*missing).to_owned(),
+            target: format!("snapshot {id}"),
+        }
+        .into());
+    }
+    let entries: Vec<TableEntry> = manifest
+        .tables
+        .iter()
+        .filter(|t| filter.matches(&t.name))
+        .cloned()
+        .collect();
+    if entries.is_empty() {
+        return Err(BackupError::NoTables {
+            target: format!("snapshot {id}"),
+        });
+    }
+    let tables: Vec<Table> = entries
+        .iter()
+        .map(|e| {
+            manifest
+                .schema
+                .table(&e.name)
+                .cloned()
+                .ok_or_else(|| BackupError::Corrupt {
+                    what: format!("snapshot {id} has data for {} but no schema", e.name),
+                })
+        })
+        .collect::<Result<_, _>>()?;
+
+    let mut admin = Database::connect(target, OpenMode::Create).await?;
+    let engine = target.engine();
+    if engine == Engine::Mysql {
+        admin
+            .execute_statement("SET FOREIGN_KEY_CHECKS = 0")
+            .await?;
+    }
+    prepare_target(&mut admin, &options, &tables).await?;
+    if options.mode != SchemaMode::DataOnly {
+        for stmt in pre_data(&manifest, &tables, engine, same_engine) {
+            admin.execute_statement(&stmt).await?;
+        }
+    }
+    if options.mode != SchemaMode::SchemaOnly {
+        load(&repo, &options, &entries, &tables, cancel.clone()).await?;
+    }
+    if options.mode != SchemaMode::DataOnly {
+        for stmt in post_data(&manifest, &tables, engine, same_engine) {
+            admin.execute_statement(&stmt).await?;
+        }
+    }
+    admin.close().await;
+
+    // The proof: read every restored table back and compare its digest with the manifest's.
+    let mut report_tables: Vec<TableRestore> = entries
+        .iter()
+        .map(|e| TableRestore {
+            table: e.name.to_string(),
+            rows: e.rows,
+            expected: e.digest,
+            restored: None,
+        })
+        .collect();
+    let mut verified = false;
+    if options.mode != SchemaMode::SchemaOnly {
+        let read_models = read_models(target, &tables).await?;
+        let digests = upkeep_db::digest_tables(target, read_models, options.jobs, cancel).await?;
+        let mut bad = Vec::new();
+        for (t, d) in report_tables.iter_mut().zip(digests) {
+            if d != t.expected {
+                bad.push(format!(
+                    "{} (expected {}, restored {d})",
+                    t.table, t.expected
+                ));
+            }
+            t.restored = Some(d);
+        }
+        if !bad.is_empty() {
+            return Err(BackupError::Mismatch {
+                snapshot: id,
+                tables: bad.join(", "),
+            });
+        }
+        verified = true;
+    }
+    Ok(RestoreReport {
+        snapshot: id,
+        target: target.display().to_owned(),
+        source_engine: manifest.engine,
+        target_engine: engine,
+        total_rows: report_tables.iter().map(|t| t.rows).sum(),
+        tables: report_tables,
+        verified,
+        lossy_conversions: if same_engine {
+            Vec::new()
+        } else {
+            lossy_conversions(&tables, engine)
+        },
+        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    })
+}
+
+/// Refuses to write into existing tables unless `--clean`, which drops them.
+async fn prepare_target(
+    db: &mut Database,
+    options: &RestoreOptions,
+    tables: &[Table],
+) -> Result<(), BackupError> {
+    let existing = db.introspect().await?;
+    let engine = db.engine();
+    let present: Vec<&Table> = tables
+        .iter()
+        .filter(|t| existing.table(&t.name).is_some())
+        .collect();
+    if options.mode == SchemaMode::DataOnly {
+        let mut missing = tables.iter().filter(|t| existing.table(&t.name).is_none());
+        if let Some(t) = missing.next() {
+            return Err(DbError::TableNotFound {
+                table: t.name.to_string(),
+                target: db.target().display().to_owned(),
+            }
+            .into());
+        }
+        let mut full = Vec::new();
+        for t in tables {
+            if db.has_rows(&t.name).await? {
+                full.push(t.name.to_string());
+            }
+        }
+        if !full.is_empty() && !options.clean {
+            return Err(BackupError::NotEmpty {
+                target: db.target().display().to_owned(),
+                tables: full.join(", "),
+            });
+        }
+        for t in tables.iter().filter(|t| full.contains(&t.name.to_string())) {
+            db.execute_statement(&format!("DELETE FROM {}", quote::table(engine, &t.name)))
+                .await?;
+        }
+        return Ok(());
+    }
+    if present.is_empty() {
+        return Ok(());
+    }
+    if !options.clean {
+        let list: Vec<String> = present.iter().map(|t| t.name.to_string()).collect();
+        return Err(BackupError::NotEmpty {
+            target: db.target().display().to_owned(),
+            tables: list.join(", "),
+        });
+    }
+    for t in present {
+        let name = quote::table(engine, &t.name);
+        let sql = match engine {
+            Engine::Postgres => format!("DROP TABLE IF EXISTS {name} CASCADE"),
+            _ => format!("DROP TABLE IF EXISTS {name}"),
+        };
+        db.execute_statement(&sql).await?;
+    }
+    for v in &existing.views {
+        db.execute_statement(&format!(
+            "DROP VIEW IF EXISTS {}",
+            quote::table(engine, &v.name)
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
+fn pre_data(
+    manifest: &Manifest,
+    tables: &[Table],
+    engine: Engine,
+    same_engine: bool,
+) -> Vec<String> {
+    if same_engine {
+        return manifest.native_ddl.pre_data.clone();
+    }
+    let mut out = Vec::new();
+    if engine == Engine::Postgres {
+        let mut schemas: Vec<&str> = tables
+            .iter()
+            .filter_map(|t| t.name.schema.as_deref())
+            .collect();
+        schemas.dedup();
+        out.extend(
+            schemas
+                .iter()
+                .map(|s| format!("CREATE SCHEMA IF NOT EXISTS {}", quote::ident(engine, s))),
+        );
+    }
+    out.extend(tables.iter().map(|t| ddl::create_table(engine, t, false)));
+    out
+}
+
+fn post_data(
+    manifest: &Manifest,
+    tables: &[Table],
+    engine: Engine,
+    same_engine: bool,
+) -> Vec<String> {
+    if same_engine {
+        return manifest.native_ddl.post_data.clone();
+    }
+    tables
+        .iter()
+        .flat_map(|t| ddl::post_load(engine, t))
+        .collect()
+}
+
+/// Loads every table's chunks, `jobs` tables at a time (SQLite: one writer).
+async fn load(
+    repo: &Arc<Repository>,
+    options: &RestoreOptions,
+    entries: &[TableEntry],
+    tables: &[Table],
+    cancel: CancellationToken,
+) -> Result<(), BackupError> {
+    let engine = options.target.engine();
+    let jobs = if engine == Engine::Sqlite {
+        1
+    } else {
+        options.jobs.max(1)
+    };
+    let mut order: Vec<usize> = (0..entries.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(entries[i].bytes));
+    let queue = Arc::new(Mutex::new(order.into_iter().collect::<VecDeque<usize>>()));
+    let entries = Arc::new(entries.to_vec());
+    let tables = Arc::new(tables.to_vec());
+    let mut workers = Vec::new();
+    for _ in 0..jobs {
+        let (queue, entries, tables, repo, target, cancel) = (
+            queue.clone(),
+            entries.clone(),
+            tables.clone(),
+            repo.clone(),
+            options.target.clone(),
+            cancel.clone(),
+        );
+        workers.push(tokio::spawn(async move {
+            let mut db = Database::connect(&target, OpenMode::ReadWrite).await?;
+            match engine {
+                Engine::Mysql => {
+                    db.execute_statement("SET FOREIGN_KEY_CHECKS = 0, UNIQUE_CHECKS = 0")
+                        .await?
+                }
+                Engine::Sqlite => db.execute_statement("PRAGMA foreign_keys = OFF").await?,
+                // Constraints and triggers come after the data: nothing to switch off.
+                Engine::Postgres => {}
+            }
+            loop {
+                let Some(i) = queue
+                    .lock()
+                    .expect("the queue is never poisoned")
+                    .pop_front()
+                else {
+                    break;
+                };
+                let (entry, table) = (&entries[i], &tables[i]);
+                for chunk in &entry.chunks {
+                    if cancel.is_cancelled() {
+                        return Err(BackupError::Cancelled);
+                    }
+                    let (repo2, id, size) = (repo.clone(), chunk.id.clone(), chunk.bytes);
+                    let content = tokio::task::spawn_blocking(move || repo2.get_chunk(&id, size))
+                        .await
+                        .map_err(|e| BackupError::Corrupt {
+                            what: e.to_string(),
+                        })??;
+                    let batch = Batch::from_encoded(content, table.columns.len()).map_err(|e| {
+                        BackupError::Corrupt {
+                            what: format!("chunk {} of table {}: {e}", chunk.id, entry.name),
+                        }
+                    })?;
+                    if u64::try_from(batch.len()).ok() != Some(chunk.rows) {
+                        return Err(BackupError::Corrupt {
+                            what: format!(
+                                "chunk {} of table {} holds {} rows, the manifest says {}",
+                                chunk.id,
+                                entry.name,
+                                batch.len(),
+                                chunk.rows
+                            ),
+                        });
+                    }
+                    db.write_batch(table, &batch).await?;
+                }
+            }
+            db.close().await;
+            Ok::<(), BackupError>(())
+        }));
+    }
+    let mut first = None;
+    for w in workers {
+        let r = w.await.map_err(|e| BackupError::Corrupt {
+            what: format!("a restore worker failed: {e}"),
+        });
+        if let Err(e) = r.and_then(|r| r) {
+            cancel.cancel();
+            first.get_or_insert(e);
+        }
+    }
+    first.map_or(Ok(()), Err)
+}
+
+/// The target's tables as they are now, with the source's column order and logical types
+/// (the spec: a comparison reads both sides with the source's types).
+async fn read_models(target: &Target, tables: &[Table]) -> Result<Vec<Table>, BackupError> {
+    let mut db = Database::connect(target, OpenMode::ReadOnly).await?;
+    let schema = db.introspect().await?;
+    db.close().await;
+    tables
+        .iter()
+        .map(|source| {
+            let mut t =
+                schema
+                    .table(&source.name)
+                    .cloned()
+                    .ok_or_else(|| DbError::TableNotFound {
+                        table: source.name.to_string(),
+                        target: target.display().to_owned(),
+                    })?;
+            let mut columns = Vec::with_capacity(source.columns.len());
+            for sc in &source.columns {
+                let mut c = t
+                    .column(&sc.name)
+                    .cloned()
+                    .ok_or_else(|| BackupError::Mismatch {
+                        snapshot: String::new(),
+                        tables: format!("{} has no column {}", source.name, sc.name),
+                    })?;
+                c.logical = sc.logical;
+                columns.push(c);
+            }
+            t.columns = columns;
+            Ok(t)
+        })
+        .collect()
+}
+
+/// What a restore into another engine changes, per column.
+fn lossy_conversions(tables: &[Table], engine: Engine) -> Vec<String> {
+    let mut out = Vec::new();
+    for t in tables {
+        for c in &t.columns {
+            let note = match (c.logical, engine) {
+                (LogicalType::Other, _) => Some("has no equivalent: stored as text"),
+                (LogicalType::FixedText, Engine::Sqlite) => {
+                    Some("char(n) becomes text without a fixed width")
+                }
+                (LogicalType::TimestampTz, Engine::Sqlite) => Some("timestamptz becomes UTC text"),
+                (LogicalType::TimestampTz, Engine::Mysql) => {
+                    Some("timestamptz becomes TIMESTAMP: only 1970–2038")
+                }
+                (LogicalType::Float32, Engine::Sqlite) => Some("a 4-byte float becomes a double"),
+                (LogicalType::Bool, Engine::Sqlite) => Some("boolean becomes an integer 0/1"),
+                (LogicalType::Json, Engine::Sqlite) => Some("json becomes text"),
+                (LogicalType::Decimal, Engine::Sqlite) if c.precision.is_none_or(|p| p > 15) => {
+                    Some("SQLite keeps about 15 significant digits of a decimal")
+                }
+                (LogicalType::Decimal, Engine::Mysql) if c.precision.is_none_or(|p| p > 65) => {
+                    Some("numeric beyond 65 digits becomes DECIMAL(65,30)")
+                }
+                (LogicalType::Float32 | LogicalType::Float64, Engine::Mysql) => {
+                    Some("NaN and ±Infinity cannot be stored")
+                }
+                _ => None,
+            };
+            if let Some(n) = note {
+                out.push(format!("{}.{} ({}): {n}", t.name, c.name, c.native_type));
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,32 @@
+//! Integration tests of backup, restore and verify on real databases.
+
+mod corruption;
+mod dedup;
+mod roundtrip;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use upkeep_backup::{BackupOptions, BackupReport, RestoreOptions, RestoreReport};
+use upkeep_core::NoProgress;
+use upkeep_db::Target;
+
+pub(crate) async fn backup(target: &Target, repo: &Path) -> BackupReport {
+    let mut options = BackupOptions::new(target.clone(), repo.to_owned());
+    options.plan.chunk_rows = 500;
+    upkeep_backup::backup(options, Arc::new(NoProgress), Default::default())
+        .await
+        .unwrap_or_else(|e| panic!("backup of {target} failed: {e}"))
+}
+
+pub(crate) async fn restore(
+    repo: &Path,
+    target: &Target,
+    configure: impl FnOnce(&mut RestoreOptions),
+) -> RestoreReport {
+    let mut options = RestoreOptions::new(repo.to_owned(), target.clone());
+    configure(&mut options);
+    upkeep_backup::restore(options, Default::default())
+        .await
+        .unwrap_or_else(|e| panic!("restore into {target} failed: {e}"))
+}
