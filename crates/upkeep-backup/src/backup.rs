@@ -335,7 +335,7 @@ async fn run(
     }
     let id = format!(
         "{}-{:08x}",
-        chrono::Utc::now().format("%Y%m%dT%H%M%SZ"),
+        chrono::Utc::now().format("%Y%m%dT%H%M%S%3fZ"),
         rand::random::<u32>()
     );
     let mut schema = snapshot.schema().clone();

@@ -28,6 +28,8 @@ pub enum BackupError {
     NotEmpty { target: String, tables: String },
     #[error("restored data differs from snapshot {snapshot} in {tables}")]
     Mismatch { snapshot: String, tables: String },
+    #[error("{0}")]
+    Usage(String),
     #[error("cancelled")]
     Cancelled,
 }
@@ -47,7 +49,7 @@ impl BackupError {
             Self::NotARepository { .. } | Self::SnapshotNotFound { .. } | Self::NoTables { .. } => {
                 ErrorKind::NotFound
             }
-            Self::NotEmpty { .. } => ErrorKind::Usage,
+            Self::NotEmpty { .. } | Self::Usage(_) => ErrorKind::Usage,
             Self::Cancelled => ErrorKind::Cancelled,
             _ => ErrorKind::Failure,
         }

@@ -22,6 +22,7 @@
 mod backup;
 mod chunker;
 mod error;
+mod forget;
 mod manifest;
 mod repo;
 mod restore;
@@ -29,6 +30,7 @@ mod verify;
 
 pub use backup::{backup, BackupOptions, BackupReport, TableBackup};
 pub use error::BackupError;
+pub use forget::{forget, ForgetOptions, ForgetReport};
 pub use manifest::{ChunkRef, Manifest, TableEntry, MANIFEST_FORMAT, MANIFEST_VERSION};
 pub use repo::{chunk_id, Backend, LocalBackend, RepoConfig, RepoLock, Repository};
 pub use restore::{restore, RestoreOptions, RestoreReport, SchemaMode, TableRestore};

@@ -23,6 +23,7 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// Keys below `prefix` (a folder-like path ending in `/`).
     fn list(&self, prefix: &str) -> std::io::Result<Vec<String>>;
     fn delete(&self, key: &str) -> std::io::Result<()>;
+    fn size(&self, key: &str) -> std::io::Result<u64>;
     /// Where this backend stores, for messages.
     fn location(&self) -> String;
 }
@@ -127,6 +128,10 @@ impl Backend for LocalBackend {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             other => other,
         }
+    }
+
+    fn size(&self, key: &str) -> std::io::Result<u64> {
+        Ok(std::fs::metadata(self.path(key))?.len())
     }
 
     fn location(&self) -> String {
@@ -296,6 +301,13 @@ impl Repository {
             .into_iter()
             .filter_map(|k| k.rsplit('/').next().map(str::to_owned))
             .collect())
+    }
+
+    /// Stored (compressed) size of a chunk.
+    pub fn chunk_size(&self, id: &str) -> Result<u64, BackupError> {
+        self.backend
+            .size(&chunk_key(id))
+            .map_err(|e| BackupError::io(self.location(), e))
     }
 
     pub fn delete_chunk(&self, id: &str) -> Result<(), BackupError> {

@@ -52,6 +52,11 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     Checksum(commands::checksum::ChecksumArgs),
+    Backup(commands::backup::BackupArgs),
+    Restore(commands::backup::RestoreArgs),
+    Verify(commands::backup::VerifyArgs),
+    Snapshots(commands::backup::SnapshotsArgs),
+    Forget(commands::backup::ForgetArgs),
     Generate(commands::generate::GenerateArgs),
 }
 
@@ -158,6 +163,11 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Checksum(args) => commands::checksum::run(args, &ctx).await,
             Command::Generate(args) => commands::generate::run(args, &ctx).await,
+            Command::Backup(args) => commands::backup::backup(args, &ctx).await,
+            Command::Restore(args) => commands::backup::restore(args, &ctx).await,
+            Command::Verify(args) => commands::backup::verify(args, &ctx).await,
+            Command::Snapshots(args) => commands::backup::snapshots(args),
+            Command::Forget(args) => commands::backup::forget(args),
         }
     });
     // Do not wait for readers blocked on a dead server.

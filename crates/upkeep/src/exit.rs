@@ -8,7 +8,6 @@ pub const FAILURE: u8 = 1;
 /// Bad arguments or URL (clap's own usage errors exit 2 as well).
 pub const USAGE: u8 = 2;
 /// The work was done and found a difference (digest mismatch, failed verification).
-#[allow(dead_code)]
 pub const MISMATCH: u8 = 3;
 /// The server could not be reached or refused the credentials.
 pub const CONNECT: u8 = 4;

@@ -1,0 +1,526 @@
+//! `upkeep backup`, `restore`, `verify`, `snapshots` and `forget`.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use upkeep_backup::{
+    BackupError, BackupReport, ForgetReport, RestoreReport, SchemaMode, SnapshotSummary,
+    VerifyReport,
+};
+
+use crate::cli::{Context, Failure, OutputArgs};
+use crate::{config, exit, printer, progress};
+
+fn fail(e: BackupError) -> Failure {
+    let code = if e.is_mismatch() {
+        exit::MISMATCH
+    } else {
+        exit::for_kind(e.kind())
+    };
+    Failure::from((code, e))
+}
+
+fn usage(e: impl Into<anyhow::Error>) -> Failure {
+    Failure::from((exit::USAGE, e))
+}
+
+/// Where the repository is and which configuration names it.
+#[derive(Debug, Args, Clone)]
+pub struct RepoArgs {
+    /// The repository: a folder (created by the first backup) or a name from upkeep.toml.
+    #[arg(long, value_name = "DIR|NAME")]
+    pub repo: PathBuf,
+    /// Configuration file (default: $UPKEEP_CONFIG, ./upkeep.toml, /etc/upkeep/upkeep.toml).
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+}
+
+/// A database given as a URL or as a name from upkeep.toml.
+fn target(
+    cfg: &config::Config,
+    arg: &str,
+    password_file: Option<PathBuf>,
+) -> Result<upkeep_db::Target, Failure> {
+    let (url, file) = cfg.database(arg);
+    let password = match password_file.or(file) {
+        Some(path) => Some(
+            upkeep_db::read_password_file(&path)
+                .map_err(|e| Failure::from((exit::for_kind(e.kind()), e)))?,
+        ),
+        None => std::env::var("UPKEEP_PASSWORD")
+            .ok()
+            .filter(|p| !p.is_empty()),
+    };
+    upkeep_db::Target::parse(&url, password.as_deref())
+        .map_err(|e| Failure::from((exit::for_kind(e.kind()), e)))
+}
+
+/// Take a verified, deduplicated snapshot of a database.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  upkeep backup postgres://backup@db1/shop --repo /var/backups/shop
+  upkeep backup shop --repo nightly --tag nightly --metrics-file /var/lib/node_exporter/upkeep.prom
+  upkeep backup app.db --repo /srv/backups/app --tables 'order*' --json")]
+pub struct BackupArgs {
+    /// URL, SQLite path, or a database name from upkeep.toml.
+    #[arg(value_name = "URL|NAME")]
+    pub database: String,
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    #[arg(long, value_name = "PATH")]
+    pub password_file: Option<PathBuf>,
+    #[arg(long = "tables", value_name = "PATTERN", num_args = 1..)]
+    pub tables: Vec<String>,
+    #[arg(long, value_name = "PATTERN", num_args = 1..)]
+    pub exclude: Vec<String>,
+    #[arg(long, short = 'j', default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub jobs: u16,
+    /// Label the snapshot (repeatable).
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// zstd level of a new repository.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=19))]
+    pub zstd_level: i32,
+    /// Also write the summary in Prometheus text format (node_exporter's textfile collector),
+    /// on success and on failure.
+    #[arg(long, value_name = "PATH")]
+    pub metrics_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+pub async fn backup(args: BackupArgs, ctx: &Context) -> Result<u8, Failure> {
+    let cfg = config::load(args.repo.config.as_deref()).map_err(usage)?;
+    let target = target(&cfg, &args.database, args.password_file.clone())?;
+    let repo = cfg.repository(&args.repo.repo);
+    let mut options = upkeep_backup::BackupOptions::new(target.clone(), repo.clone());
+    options.include = args.tables;
+    options.exclude = args.exclude;
+    options.jobs = usize::from(args.jobs);
+    options.tags = args.tags;
+    options.zstd_level = args.zstd_level;
+    let started = std::time::Instant::now();
+    let result = upkeep_backup::backup(
+        options,
+        progress::reporter(ctx.show_progress),
+        ctx.cancel.clone(),
+    )
+    .await;
+    if let Some(path) = &args.metrics_file {
+        let text = metrics(
+            result.as_ref().ok(),
+            target.display(),
+            &repo,
+            started.elapsed().as_secs_f64(),
+        );
+        write_atomically(path, &text).map_err(|e| Failure::from((exit::FAILURE, e)))?;
+    }
+    let report = result.map_err(fail)?;
+    for w in &report.warnings {
+        tracing::warn!("{w}");
+    }
+    printer::report(&report, args.output.format(), backup_text, |r| {
+        format!("```\n{}```\n", backup_text(r))
+    })
+    .map_err(|e| Failure::from((exit::FAILURE, e)))?;
+    Ok(exit::OK)
+}
+
+fn backup_text(r: &BackupReport) -> String {
+    let mut rows = vec![vec![
+        "TABLE".into(),
+        "ROWS".into(),
+        "CHUNKS".into(),
+        "DIGEST".into(),
+    ]];
+    for t in &r.tables {
+        rows.push(vec![
+            t.table.clone(),
+            printer::thousands(t.rows),
+            t.chunks.to_string(),
+            t.digest.to_string(),
+        ]);
+    }
+    printer::columns(&rows, &[1, 2])
+        + &format!(
+            "snapshot {} of {} in {}: {} rows, {} read, {} new chunks of {} stored ({} bytes), {:.2} s\n",
+            r.snapshot,
+            r.source,
+            r.repository,
+            printer::thousands(r.total_rows),
+            bytes(r.bytes_read),
+            r.chunks_new,
+            r.chunks_total,
+            printer::thousands(r.bytes_stored),
+            r.duration_ms as f64 / 1000.0
+        )
+}
+
+fn bytes(n: u64) -> String {
+    #[allow(clippy::cast_precision_loss)]
+    let f = n as f64;
+    if f >= 1e9 {
+        format!("{:.2} GB", f / 1e9)
+    } else if f >= 1e6 {
+        format!("{:.1} MB", f / 1e6)
+    } else {
+        format!("{n} B")
+    }
+}
+
+fn metrics(
+    report: Option<&BackupReport>,
+    source: &str,
+    repo: &std::path::Path,
+    seconds: f64,
+) -> String {
+    let esc = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
+    let labels = format!(
+        "source=\"{}\",repository=\"{}\"",
+        esc(source),
+        esc(&repo.display().to_string())
+    );
+    let mut out = String::new();
+    let mut metric = |name: &str, help: &str, value: String| {
+        out.push_str(&format!("# HELP upkeep_backup_{name} {help}\n# TYPE upkeep_backup_{name} gauge\nupkeep_backup_{name}{{{labels}}} {value}\n"));
+    };
+    metric(
+        "success",
+        "1 if the last backup succeeded, else 0",
+        u8::from(report.is_some()).to_string(),
+    );
+    metric(
+        "duration_seconds",
+        "Wall time of the last backup",
+        format!("{seconds:.3}"),
+    );
+    if let Some(r) = report {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        metric(
+            "last_success_timestamp_seconds",
+            "When the last successful backup ended",
+            now.to_string(),
+        );
+        metric(
+            "rows",
+            "Rows in the last snapshot",
+            r.total_rows.to_string(),
+        );
+        metric(
+            "bytes_read",
+            "Canonical bytes read by the last backup",
+            r.bytes_read.to_string(),
+        );
+        metric(
+            "bytes_stored",
+            "Compressed bytes the last backup added to the repository",
+            r.bytes_stored.to_string(),
+        );
+        metric(
+            "chunks_new",
+            "Chunks the last backup added",
+            r.chunks_new.to_string(),
+        );
+        metric(
+            "dedup_ratio",
+            "Bytes read per byte stored",
+            format!("{:.3}", r.dedup_ratio),
+        );
+    }
+    out
+}
+
+fn write_atomically(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+    let tmp = path.with_extension("prom.tmp");
+    std::fs::write(&tmp, text)
+        .map_err(|e| anyhow::anyhow!("cannot write metrics file {}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, path)
+        .map_err(|e| anyhow::anyhow!("cannot write metrics file {}: {e}", path.display()))
+}
+
+/// Restore a snapshot into a database, then prove it: every restored table's digest must equal
+/// the snapshot's.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  upkeep restore --repo /var/backups/shop latest --to postgres://app@db2/shop_copy
+  upkeep restore --repo nightly 20261125T0300 --to shop.db --tables customers orders
+  upkeep restore --repo nightly latest --to mysql://root@db3/shop --clean --jobs 4")]
+pub struct RestoreArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    /// A snapshot id, a unique prefix of one, or `latest`.
+    #[arg(default_value = "latest")]
+    pub snapshot: String,
+    /// The database to restore into (URL, SQLite path or name from upkeep.toml).
+    #[arg(long = "to", value_name = "URL|NAME")]
+    pub to: String,
+    #[arg(long, value_name = "PATH")]
+    pub password_file: Option<PathBuf>,
+    #[arg(long = "tables", value_name = "PATTERN", num_args = 1..)]
+    pub tables: Vec<String>,
+    #[arg(long, value_name = "PATTERN", num_args = 1..)]
+    pub exclude: Vec<String>,
+    #[arg(long, short = 'j', default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub jobs: u16,
+    #[arg(long, conflicts_with = "data_only")]
+    pub schema_only: bool,
+    #[arg(long)]
+    pub data_only: bool,
+    /// Drop (or with --data-only, empty) the snapshot's tables in the target first.
+    #[arg(long)]
+    pub clean: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+pub async fn restore(args: RestoreArgs, ctx: &Context) -> Result<u8, Failure> {
+    let cfg = config::load(args.repo.config.as_deref()).map_err(usage)?;
+    let target = target(&cfg, &args.to, args.password_file.clone())?;
+    let mut options = upkeep_backup::RestoreOptions::new(cfg.repository(&args.repo.repo), target);
+    options.snapshot = args.snapshot;
+    options.include = args.tables;
+    options.exclude = args.exclude;
+    options.jobs = usize::from(args.jobs);
+    options.clean = args.clean;
+    options.mode = if args.schema_only {
+        SchemaMode::SchemaOnly
+    } else if args.data_only {
+        SchemaMode::DataOnly
+    } else {
+        SchemaMode::SchemaAndData
+    };
+    let report = upkeep_backup::restore(options, ctx.cancel.clone())
+        .await
+        .map_err(fail)?;
+    for l in &report.lossy_conversions {
+        tracing::warn!("lossy conversion: {l}");
+    }
+    printer::report(&report, args.output.format(), restore_text, |r| {
+        format!("```\n{}```\n", restore_text(r))
+    })
+    .map_err(|e| Failure::from((exit::FAILURE, e)))?;
+    Ok(exit::OK)
+}
+
+fn restore_text(r: &RestoreReport) -> String {
+    let mut rows = vec![vec![
+        "TABLE".into(),
+        "ROWS".into(),
+        "DIGEST".into(),
+        "CHECK".into(),
+    ]];
+    for t in &r.tables {
+        let check = match t.restored {
+            Some(d) if d == t.expected => "equal",
+            Some(_) => "DIFFERENT",
+            None => "-",
+        };
+        rows.push(vec![
+            t.table.clone(),
+            printer::thousands(t.rows),
+            t.expected.to_string(),
+            check.into(),
+        ]);
+    }
+    printer::columns(&rows, &[1])
+        + &format!(
+            "restored snapshot {} into {}: {} rows in {:.2} s, {}\n",
+            r.snapshot,
+            r.target,
+            printer::thousands(r.total_rows),
+            r.duration_ms as f64 / 1000.0,
+            if r.verified {
+                "every table's digest equals the snapshot's"
+            } else {
+                "not verified (--schema-only)"
+            }
+        )
+}
+
+/// Check a repository: every referenced chunk present and, with --read-data, every chunk
+/// decompressed, rehashed and every table digest recomputed from the stored rows.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  upkeep verify --repo /var/backups/shop
+  upkeep verify --repo nightly --all --read-data
+  upkeep verify --repo nightly latest --against postgres://app@db1/shop")]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    /// Snapshots to check (ids, prefixes or `latest`); default: all.
+    pub snapshots: Vec<String>,
+    /// Check every snapshot (the default when none is named).
+    #[arg(long, conflicts_with = "snapshots")]
+    pub all: bool,
+    #[arg(long)]
+    pub read_data: bool,
+    /// Compare the snapshot with a live database by digest.
+    #[arg(long, value_name = "URL|NAME")]
+    pub against: Option<String>,
+    #[arg(long, value_name = "PATH")]
+    pub password_file: Option<PathBuf>,
+    #[arg(long, short = 'j', default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub jobs: u16,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+pub async fn verify(args: VerifyArgs, ctx: &Context) -> Result<u8, Failure> {
+    let cfg = config::load(args.repo.config.as_deref()).map_err(usage)?;
+    let against = match &args.against {
+        Some(a) => Some(target(&cfg, a, args.password_file.clone())?),
+        None => None,
+    };
+    let options = upkeep_backup::VerifyOptions {
+        repo: cfg.repository(&args.repo.repo),
+        snapshots: args.snapshots,
+        read_data: args.read_data,
+        against,
+        jobs: usize::from(args.jobs),
+    };
+    let report = upkeep_backup::verify(options, ctx.cancel.clone())
+        .await
+        .map_err(fail)?;
+    printer::report(&report, args.output.format(), verify_text, |r| {
+        format!("```\n{}```\n", verify_text(r))
+    })
+    .map_err(|e| Failure::from((exit::FAILURE, e)))?;
+    Ok(if report.ok { exit::OK } else { exit::MISMATCH })
+}
+
+fn verify_text(r: &VerifyReport) -> String {
+    let mut out = String::new();
+    for s in &r.snapshots {
+        out.push_str(&format!(
+            "{} {}\n",
+            s.snapshot,
+            if s.ok { "ok" } else { "DAMAGED" }
+        ));
+        for p in &s.problems {
+            out.push_str(&format!("  {p}\n"));
+        }
+    }
+    out.push_str(&format!(
+        "{} snapshots in {}, {} chunks read: {}\n",
+        r.snapshots.len(),
+        r.repository,
+        r.chunks_checked,
+        if r.ok {
+            "no problems"
+        } else {
+            "PROBLEMS FOUND"
+        }
+    ));
+    out
+}
+
+/// List the snapshots in a repository.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  upkeep snapshots --repo /var/backups/shop
+  upkeep snapshots --repo nightly --json")]
+pub struct SnapshotsArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+pub fn snapshots(args: SnapshotsArgs) -> Result<u8, Failure> {
+    let cfg = config::load(args.repo.config.as_deref()).map_err(usage)?;
+    let list = upkeep_backup::list_snapshots(&cfg.repository(&args.repo.repo)).map_err(fail)?;
+    printer::report(&list, args.output.format(), snapshots_text, |l| {
+        format!("```\n{}```\n", snapshots_text(l))
+    })
+    .map_err(|e| Failure::from((exit::FAILURE, e)))?;
+    Ok(exit::OK)
+}
+
+fn snapshots_text(list: &Vec<SnapshotSummary>) -> String {
+    let mut rows = vec![vec![
+        "ID".into(),
+        "FINISHED".into(),
+        "SOURCE".into(),
+        "TABLES".into(),
+        "ROWS".into(),
+        "TAGS".into(),
+    ]];
+    for s in list {
+        rows.push(vec![
+            s.id.clone(),
+            s.finished_at.clone(),
+            s.source.clone(),
+            s.tables.to_string(),
+            printer::thousands(s.rows),
+            s.tags.join(","),
+        ]);
+    }
+    printer::columns(&rows, &[3, 4])
+}
+
+/// Remove snapshots by a retention policy, and with --prune the chunks no snapshot uses.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  upkeep forget --repo /var/backups/shop --keep-daily 7 --keep-weekly 4 --keep-monthly 12 --prune
+  upkeep forget --repo nightly --keep-last 3 --dry-run")]
+pub struct ForgetArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    #[arg(long, default_value_t = 0)]
+    pub keep_last: usize,
+    #[arg(long, default_value_t = 0)]
+    pub keep_daily: usize,
+    #[arg(long, default_value_t = 0)]
+    pub keep_weekly: usize,
+    #[arg(long, default_value_t = 0)]
+    pub keep_monthly: usize,
+    /// Delete the chunks that no remaining snapshot references (under an exclusive lock).
+    #[arg(long)]
+    pub prune: bool,
+    /// Show what would be removed; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+pub fn forget(args: ForgetArgs) -> Result<u8, Failure> {
+    let cfg = config::load(args.repo.config.as_deref()).map_err(usage)?;
+    let options = upkeep_backup::ForgetOptions {
+        repo: cfg.repository(&args.repo.repo),
+        keep_last: args.keep_last,
+        keep_daily: args.keep_daily,
+        keep_weekly: args.keep_weekly,
+        keep_monthly: args.keep_monthly,
+        prune: args.prune,
+        dry_run: args.dry_run,
+    };
+    let report = upkeep_backup::forget(&options).map_err(fail)?;
+    printer::report(&report, args.output.format(), forget_text, |r| {
+        format!("```\n{}```\n", forget_text(r))
+    })
+    .map_err(|e| Failure::from((exit::FAILURE, e)))?;
+    Ok(exit::OK)
+}
+
+fn forget_text(r: &ForgetReport) -> String {
+    let verb = if r.dry_run { "would remove" } else { "removed" };
+    let mut out = String::new();
+    for id in &r.keep {
+        out.push_str(&format!("keep   {id}\n"));
+    }
+    for id in &r.remove {
+        out.push_str(&format!("remove {id}\n"));
+    }
+    out.push_str(&format!(
+        "{} snapshots kept, {verb} {}; {verb} {} unreferenced chunks ({})\n",
+        r.keep.len(),
+        r.remove.len(),
+        r.pruned_chunks,
+        bytes(r.pruned_bytes)
+    ));
+    out
+}
