@@ -173,6 +173,16 @@ impl Database {
         }
     }
 
+    /// The first column of the first row of a query, as text (`None` for no row or NULL).
+    pub async fn query_scalar(&mut self, sql: &str) -> Result<Option<String>, DbError> {
+        let target = self.target.clone();
+        let rows = self.session.query_text(&target, sql).await?;
+        Ok(rows
+            .into_iter()
+            .next()
+            .and_then(|r| r.into_iter().next().flatten()))
+    }
+
     /// Whether a table holds any row.
     pub async fn has_rows(&mut self, table: &upkeep_core::TableName) -> Result<bool, DbError> {
         let sql = format!(

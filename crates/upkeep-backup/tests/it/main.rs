@@ -1,7 +1,9 @@
 //! Integration tests of backup, restore and verify on real databases.
 
+mod consistency;
 mod corruption;
 mod dedup;
+mod retention;
 mod roundtrip;
 
 use std::path::Path;

@@ -1,5 +1,6 @@
 //! Integration tests of the `upkeep` binary: what a user or a cron job sees.
 
+mod backup;
 mod cli;
 mod generate;
 mod memory;

@@ -1,0 +1,108 @@
+//! forget keeps by policy and prunes what no snapshot references, never while a backup runs.
+
+use upkeep_backup::{BackupError, ForgetOptions};
+use upkeep_core::Engine;
+use upkeep_test_support::TestDb;
+
+use crate::{backup, restore};
+
+#[tokio::test]
+async fn sqlite_forget_keeps_by_policy_and_prunes_unreferenced_chunks() {
+    let db = TestDb::new(Engine::Sqlite).await;
+    db.execute(
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);
+         WITH RECURSIVE s(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM s WHERE g < 20000)
+         INSERT INTO t SELECT g, hex(randomblob(40)) FROM s;",
+    )
+    .await;
+    let repo = tempfile::tempdir().unwrap();
+    let first = backup(&db.target, repo.path()).await;
+    db.execute("UPDATE t SET v = hex(randomblob(40));").await;
+    let second = backup(&db.target, repo.path()).await;
+    assert!(second.chunks_new > 0);
+
+    let no_policy = upkeep_backup::forget(&ForgetOptions {
+        repo: repo.path().to_owned(),
+        prune: true,
+        ..Default::default()
+    });
+    assert!(
+        matches!(no_policy, Err(BackupError::Usage(_))),
+        "forget without a policy must refuse"
+    );
+
+    let options = ForgetOptions {
+        repo: repo.path().to_owned(),
+        keep_last: 1,
+        prune: true,
+        dry_run: true,
+        ..Default::default()
+    };
+    let dry = upkeep_backup::forget(&options).unwrap();
+    assert_eq!(dry.remove, vec![first.snapshot.clone()]);
+    assert_eq!(
+        upkeep_backup::list_snapshots(repo.path()).unwrap().len(),
+        2,
+        "a dry run changes nothing"
+    );
+
+    let done = upkeep_backup::forget(&ForgetOptions {
+        dry_run: false,
+        ..options
+    })
+    .unwrap();
+    assert_eq!(done.keep, vec![second.snapshot.clone()]);
+    assert!(done.pruned_chunks > 0 && done.pruned_bytes > 0);
+    let left = upkeep_backup::list_snapshots(repo.path()).unwrap();
+    assert_eq!(left.len(), 1);
+    let check = upkeep_backup::verify(
+        upkeep_backup::VerifyOptions {
+            repo: repo.path().to_owned(),
+            snapshots: vec![],
+            read_data: true,
+            against: None,
+            jobs: 1,
+        },
+        Default::default(),
+    )
+    .await
+    .unwrap();
+    assert!(check.ok, "{check:?}");
+    let copy = TestDb::new(Engine::Sqlite).await;
+    assert!(restore(repo.path(), &copy.target, |_| {}).await.verified);
+}
+
+#[tokio::test]
+async fn sqlite_prune_waits_for_no_backup_and_backup_for_no_prune() {
+    let db = TestDb::new(Engine::Sqlite).await;
+    db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY); INSERT INTO t VALUES (1);")
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    backup(&db.target, dir.path()).await;
+    let repo = upkeep_backup::Repository::open(dir.path()).unwrap();
+    // A running backup holds a shared lock: prune must refuse.
+    let running = repo.lock(false).unwrap();
+    let options = ForgetOptions {
+        repo: dir.path().to_owned(),
+        keep_last: 1,
+        prune: true,
+        ..Default::default()
+    };
+    assert!(matches!(
+        upkeep_backup::forget(&options),
+        Err(BackupError::Locked { .. })
+    ));
+    drop(running);
+    // A running prune holds the exclusive lock: a backup must refuse.
+    let pruning = repo.lock(true).unwrap();
+    let err = upkeep_backup::backup(
+        upkeep_backup::BackupOptions::new(db.target.clone(), dir.path().to_owned()),
+        std::sync::Arc::new(upkeep_core::NoProgress),
+        Default::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, BackupError::Locked { .. }), "{err}");
+    drop(pruning);
+    upkeep_backup::forget(&options).unwrap();
+}

@@ -1,0 +1,265 @@
+//! Backups from cron: a killed run leaves no snapshot and the next one reuses its chunks; a
+//! server that drops the connection gives a named error and no snapshot; exit codes.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use upkeep_core::Engine;
+use upkeep_test_support::TestDb;
+
+use crate::{stderr, stdout, upkeep};
+
+fn files_under(dir: &Path) -> usize {
+    if !dir.exists() {
+        return 0;
+    }
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                files_under(&p)
+            } else {
+                1
+            }
+        })
+        .sum()
+}
+
+async fn big_pg_table() -> TestDb {
+    let db = TestDb::new(Engine::Postgres).await;
+    db.execute(
+        "CREATE TABLE events (id bigint PRIMARY KEY, payload text);
+         INSERT INTO events SELECT g, md5(g::text) || md5((g * 7)::text) || repeat(md5((g * 3)::text), 4)
+         FROM generate_series(1, 400000) g;
+         ANALYZE events;",
+    )
+    .await;
+    db
+}
+
+#[tokio::test]
+async fn pg_killed_backup_leaves_no_snapshot_and_the_next_reuses_its_chunks() {
+    let db = big_pg_table().await;
+    let repo = tempfile::tempdir().unwrap();
+    let url = db.target.secret_url().to_owned();
+    let repo_path = repo.path().to_owned();
+    let (chunks_at_kill, snapshots_at_kill) = tokio::task::spawn_blocking(move || {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_upkeep"))
+            .args([
+                "backup",
+                &url,
+                "--repo",
+                repo_path.to_str().unwrap(),
+                "--jobs",
+                "2",
+                "-q",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while files_under(&repo_path.join("chunks")) < 3 {
+            assert!(Instant::now() < deadline, "the backup stored no chunks");
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "the backup ended before it could be killed"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        (
+            files_under(&repo_path.join("chunks")),
+            files_under(&repo_path.join("snapshots")),
+        )
+    })
+    .await
+    .unwrap();
+    assert!(chunks_at_kill >= 3);
+    assert_eq!(
+        snapshots_at_kill, 0,
+        "a killed backup must not leave a snapshot"
+    );
+    let url = db.target.secret_url().to_owned();
+    let repo_path = repo.path().to_owned();
+    let out = tokio::task::spawn_blocking(move || {
+        upkeep(&[
+            "backup",
+            &url,
+            "--repo",
+            repo_path.to_str().unwrap(),
+            "--json",
+        ])
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (new, total) = (
+        report["chunks_new"].as_u64().unwrap(),
+        report["chunks_total"].as_u64().unwrap(),
+    );
+    assert!(
+        new < total,
+        "the second backup reused the killed one's chunks ({new} new of {total})"
+    );
+    assert_eq!(report["total_rows"], 400_000);
+    let verify = upkeep(&[
+        "verify",
+        "--repo",
+        repo.path().to_str().unwrap(),
+        "--read-data",
+    ]);
+    assert!(verify.status.success(), "{}", stdout(&verify));
+}
+
+#[tokio::test]
+async fn pg_connection_lost_during_backup_exits_1_without_a_snapshot() {
+    let db = big_pg_table().await;
+    let repo = tempfile::tempdir().unwrap();
+    let url = db.target.secret_url().to_owned();
+    let repo_path = repo.path().to_owned();
+    let admin = db.target.clone();
+    let child = std::thread::spawn(move || {
+        Command::new(env!("CARGO_BIN_EXE_upkeep"))
+            .args([
+                "backup",
+                &url,
+                "--repo",
+                repo_path.to_str().unwrap(),
+                "--jobs",
+                "2",
+            ])
+            .output()
+            .unwrap()
+    });
+    // Wait for the first chunk, then drop the backup's sessions as a server restart would.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while files_under(&repo.path().join("chunks")) < 1 {
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let mut conn = upkeep_db::Database::connect(&admin, upkeep_db::OpenMode::ReadWrite)
+        .await
+        .unwrap();
+    conn.execute_script(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE application_name = 'upkeep' AND pid <> pg_backend_pid() AND datname = current_database()",
+    )
+    .await
+    .unwrap();
+    conn.close().await;
+    let out = tokio::task::spawn_blocking(move || child.join().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("upkeep: error:") && err.contains("lost the connection"),
+        "{err}"
+    );
+    assert_eq!(files_under(&repo.path().join("snapshots")), 0);
+}
+
+#[test]
+fn restore_of_a_missing_repository_exits_5() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = upkeep(&[
+        "restore",
+        "--repo",
+        dir.path().join("nope").to_str().unwrap(),
+        "--to",
+        "x.db",
+    ]);
+    assert_eq!(o.status.code(), Some(5), "{}", stderr(&o));
+    assert!(stderr(&o).contains("is not an upkeep repository"));
+}
+
+#[tokio::test]
+async fn sqlite_damaged_repository_verify_exits_3() {
+    let db = TestDb::new(Engine::Sqlite).await;
+    db.load_kitchen_sink().await;
+    let repo = tempfile::tempdir().unwrap();
+    let path = db
+        .target
+        .sqlite_path()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let r = repo.path().to_str().unwrap();
+    assert!(upkeep(&["backup", &path, "--repo", r, "-q"])
+        .status
+        .success());
+    let chunk_dir = std::fs::read_dir(repo.path().join("chunks"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let chunk = std::fs::read_dir(chunk_dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::remove_file(&chunk).unwrap();
+    let o = upkeep(&["verify", "--repo", r]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(stdout(&o).contains("is missing"), "{}", stdout(&o));
+}
+
+#[test]
+fn config_file_names_databases_and_repositories() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("app.db");
+    generate_small_db(&db);
+    let cfg = dir.path().join("upkeep.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[databases.app]\nurl = \"sqlite://{}\"\n\n[repositories.nightly]\npath = \"{}\"\n",
+            db.display(),
+            dir.path().join("repo").display()
+        ),
+    )
+    .unwrap();
+    let o = upkeep(&[
+        "backup",
+        "app",
+        "--repo",
+        "nightly",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let list = upkeep(&[
+        "snapshots",
+        "--repo",
+        "nightly",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--json",
+    ]);
+    let list: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    let bad = upkeep(&[
+        "snapshots",
+        "--repo",
+        "nightly",
+        "--config",
+        dir.path().join("none.toml").to_str().unwrap(),
+    ]);
+    assert_eq!(bad.status.code(), Some(2));
+}
+
+/// A small SQLite database, made with upkeep generate.
+fn generate_small_db(path: &Path) -> std::process::Output {
+    let o = upkeep(&["generate", path.to_str().unwrap(), "--rows", "200", "-q"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    o
+}
