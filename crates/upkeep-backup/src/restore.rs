@@ -138,7 +138,21 @@ pub async fn restore(
         load(&repo, &options, &entries, &tables, cancel.clone()).await?;
     }
     if options.mode != SchemaMode::DataOnly {
-        for stmt in post_data(&manifest, &tables, engine, same_engine) {
+        let (builds, rest): (Vec<String>, Vec<String>) =
+            post_data(&manifest, &tables, engine, same_engine)
+                .into_iter()
+                .partition(|s| is_index_build(s));
+        run_parallel(
+            target,
+            builds,
+            if engine == Engine::Sqlite {
+                1
+            } else {
+                options.jobs
+            },
+        )
+        .await?;
+        for stmt in rest {
             admin.execute_statement(&stmt).await?;
         }
     }
@@ -301,6 +315,62 @@ fn post_data(
         .collect()
 }
 
+/// Keys, checks and indexes: statements that only read their own table and can run side by
+/// side. Foreign keys, sequences, views and triggers run after them, in order.
+fn is_index_build(stmt: &str) -> bool {
+    let s = stmt.trim_start();
+    s.starts_with("CREATE INDEX")
+        || s.starts_with("CREATE UNIQUE INDEX")
+        || (s.starts_with("ALTER TABLE")
+            && !s.contains(" FOREIGN KEY ")
+            && [" PRIMARY KEY ", " UNIQUE ", " CHECK ", " EXCLUDE "]
+                .iter()
+                .any(|k| s.contains(k)))
+}
+
+/// Runs statements on `jobs` connections at once.
+async fn run_parallel(
+    target: &Target,
+    statements: Vec<String>,
+    jobs: usize,
+) -> Result<(), BackupError> {
+    if statements.is_empty() {
+        return Ok(());
+    }
+    let queue = Arc::new(Mutex::new(
+        statements.into_iter().collect::<VecDeque<String>>(),
+    ));
+    let mut workers = Vec::new();
+    for _ in 0..jobs.max(1) {
+        let (queue, target) = (queue.clone(), target.clone());
+        workers.push(tokio::spawn(async move {
+            let mut db = Database::connect(&target, OpenMode::ReadWrite).await?;
+            loop {
+                let Some(stmt) = queue
+                    .lock()
+                    .expect("the queue is never poisoned")
+                    .pop_front()
+                else {
+                    break;
+                };
+                db.execute_statement(&stmt).await?;
+            }
+            db.close().await;
+            Ok::<(), BackupError>(())
+        }));
+    }
+    let mut first = None;
+    for w in workers {
+        let r = w.await.map_err(|e| BackupError::Corrupt {
+            what: format!("an index build failed: {e}"),
+        });
+        if let Err(e) = r.and_then(|r| r) {
+            first.get_or_insert(e);
+        }
+    }
+    first.map_or(Ok(()), Err)
+}
+
 /// Loads every table's chunks, `jobs` tables at a time (SQLite: one writer).
 async fn load(
     repo: &Arc<Repository>,
@@ -315,9 +385,15 @@ async fn load(
     } else {
         options.jobs.max(1)
     };
+    // The work is (table, chunk) pairs, largest tables first: several workers load one big
+    // table together.
     let mut order: Vec<usize> = (0..entries.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(entries[i].bytes));
-    let queue = Arc::new(Mutex::new(order.into_iter().collect::<VecDeque<usize>>()));
+    let work: VecDeque<(usize, usize)> = order
+        .into_iter()
+        .flat_map(|i| (0..entries[i].chunks.len()).map(move |c| (i, c)))
+        .collect();
+    let queue = Arc::new(Mutex::new(work));
     let entries = Arc::new(entries.to_vec());
     let tables = Arc::new(tables.to_vec());
     let mut workers = Vec::new();
@@ -342,42 +418,41 @@ async fn load(
                 Engine::Postgres => {}
             }
             loop {
-                let Some(i) = queue
+                let Some((i, c)) = queue
                     .lock()
                     .expect("the queue is never poisoned")
                     .pop_front()
                 else {
                     break;
                 };
-                let (entry, table) = (&entries[i], &tables[i]);
-                for chunk in &entry.chunks {
-                    if cancel.is_cancelled() {
-                        return Err(BackupError::Cancelled);
-                    }
-                    let (repo2, id, size) = (repo.clone(), chunk.id.clone(), chunk.bytes);
-                    let content = tokio::task::spawn_blocking(move || repo2.get_chunk(&id, size))
-                        .await
-                        .map_err(|e| BackupError::Corrupt {
-                            what: e.to_string(),
-                        })??;
-                    let batch = Batch::from_encoded(content, table.columns.len()).map_err(|e| {
-                        BackupError::Corrupt {
-                            what: format!("chunk {} of table {}: {e}", chunk.id, entry.name),
-                        }
-                    })?;
-                    if u64::try_from(batch.len()).ok() != Some(chunk.rows) {
-                        return Err(BackupError::Corrupt {
-                            what: format!(
-                                "chunk {} of table {} holds {} rows, the manifest says {}",
-                                chunk.id,
-                                entry.name,
-                                batch.len(),
-                                chunk.rows
-                            ),
-                        });
-                    }
-                    db.write_batch(table, &batch).await?;
+                if cancel.is_cancelled() {
+                    return Err(BackupError::Cancelled);
                 }
+                let (entry, table) = (&entries[i], &tables[i]);
+                let chunk = &entry.chunks[c];
+                let (repo2, id, size) = (repo.clone(), chunk.id.clone(), chunk.bytes);
+                let content = tokio::task::spawn_blocking(move || repo2.get_chunk(&id, size))
+                    .await
+                    .map_err(|e| BackupError::Corrupt {
+                        what: e.to_string(),
+                    })??;
+                let batch = Batch::from_encoded(content, table.columns.len()).map_err(|e| {
+                    BackupError::Corrupt {
+                        what: format!("chunk {} of table {}: {e}", chunk.id, entry.name),
+                    }
+                })?;
+                if u64::try_from(batch.len()).ok() != Some(chunk.rows) {
+                    return Err(BackupError::Corrupt {
+                        what: format!(
+                            "chunk {} of table {} holds {} rows, the manifest says {}",
+                            chunk.id,
+                            entry.name,
+                            batch.len(),
+                            chunk.rows
+                        ),
+                    });
+                }
+                db.write_batch(table, &batch).await?;
             }
             db.close().await;
             Ok::<(), BackupError>(())
