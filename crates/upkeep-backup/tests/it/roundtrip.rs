@@ -285,3 +285,65 @@ async fn pg_to_sqlite_lossy_decimals_are_caught_by_the_digest() {
     assert!(msg.contains("all_types"), "{msg}");
     assert!(!msg.contains("numbers"), "{msg}");
 }
+
+async fn chinook_roundtrip(engine: Engine) {
+    let source = TestDb::new(engine).await;
+    source.load_chinook().await;
+    let repo = tempfile::tempdir().unwrap();
+    let report = backup(&source.target, repo.path()).await;
+    assert_eq!(report.tables.len(), 11);
+    let copy = TestDb::new(engine).await;
+    let restored = restore(repo.path(), &copy.target, |o| o.jobs = 3).await;
+    assert!(restored.verified);
+    assert_eq!(restored.total_rows, 15_607);
+    assert_eq!(
+        schema_dump(&source),
+        schema_dump(&copy),
+        "{engine}: Chinook's schema"
+    );
+}
+
+#[tokio::test]
+async fn pg_chinook_roundtrip() {
+    chinook_roundtrip(Engine::Postgres).await;
+}
+
+#[tokio::test]
+async fn mysql_chinook_roundtrip() {
+    chinook_roundtrip(Engine::Mysql).await;
+}
+
+#[tokio::test]
+async fn sqlite_chinook_roundtrip() {
+    chinook_roundtrip(Engine::Sqlite).await;
+}
+
+#[tokio::test]
+async fn sqlite_verify_against_a_live_database_names_changed_tables() {
+    let db = TestDb::new(Engine::Sqlite).await;
+    db.load_chinook().await;
+    let repo = tempfile::tempdir().unwrap();
+    backup(&db.target, repo.path()).await;
+    let options = |against| upkeep_backup::VerifyOptions {
+        repo: repo.path().to_owned(),
+        snapshots: vec!["latest".into()],
+        read_data: false,
+        against: Some(against),
+        jobs: 1,
+    };
+    let same = upkeep_backup::verify(options(db.target.clone()), Default::default())
+        .await
+        .unwrap();
+    assert!(same.ok, "{same:?}");
+    db.execute("UPDATE Genre SET Name = 'Polka' WHERE GenreId = 1;")
+        .await;
+    let changed = upkeep_backup::verify(options(db.target.clone()), Default::default())
+        .await
+        .unwrap();
+    assert!(!changed.ok);
+    let problems = changed.snapshots[0].problems.join("\n");
+    assert!(
+        problems.contains("Genre") && !problems.contains("Track"),
+        "{problems}"
+    );
+}
