@@ -12,7 +12,7 @@ use upkeep_db::{BatchSink, PlanOptions, ScanError, ScanOptions, ScanTask, Snapsh
 
 use crate::chunker::{RawChunk, RowChunker};
 use crate::manifest::{ChunkRef, Manifest, TableEntry, MANIFEST_FORMAT, MANIFEST_VERSION};
-use crate::repo::{chunk_id, Repository};
+use crate::repo::Repository;
 use crate::BackupError;
 
 #[derive(Clone, Debug)]
@@ -92,8 +92,7 @@ struct ChunkSink {
 
 impl ChunkSink {
     fn store(&mut self, key: (usize, usize), chunk: RawChunk) -> Result<(), BackupError> {
-        let id = chunk_id(&chunk.content);
-        let written = self.repo.put_chunk(&id, &chunk.content, self.level)?;
+        let (id, written) = self.repo.put_chunk(&chunk.content, self.level)?;
         if written > 0 {
             self.chunks_new += 1;
             self.bytes_stored += written;

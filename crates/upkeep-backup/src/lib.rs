@@ -21,6 +21,7 @@
 
 mod backup;
 mod chunker;
+mod codec;
 mod error;
 mod forget;
 mod manifest;

@@ -149,9 +149,12 @@ pub struct RepoConfig {
     pub chunk_min_bytes: usize,
     pub chunk_target_bytes: usize,
     pub chunk_max_bytes: usize,
+    /// How rows are laid out in a chunk before compression.
+    pub chunk_encoding: String,
 }
 
 const FORMAT: &str = "upkeep-repository";
+const CHUNK_ENCODING: &str = "canonical-varint";
 const CONFIG_KEY: &str = "config.json";
 
 /// An open repository.
@@ -161,7 +164,7 @@ pub struct Repository {
     config: RepoConfig,
 }
 
-/// A chunk's id: the lowercase hex SHA-256 of its uncompressed content.
+/// A chunk's id: the lowercase hex SHA-256 of its stored (uncompressed, compact) content.
 pub fn chunk_id(content: &[u8]) -> String {
     Sha256::digest(content)
         .iter()
@@ -191,6 +194,7 @@ impl Repository {
                 chunk_min_bytes: 256 << 10,
                 chunk_target_bytes: 1 << 20,
                 chunk_max_bytes: 4 << 20,
+                chunk_encoding: CHUNK_ENCODING.into(),
             };
             let backend = LocalBackend::new(path);
             let json = serde_json::to_vec_pretty(&config).expect("the config serializes");
@@ -223,7 +227,7 @@ impl Repository {
         if config.format != FORMAT {
             return Err(not_repo());
         }
-        if config.version != 1 {
+        if config.version != 1 || config.chunk_encoding != CHUNK_ENCODING {
             return Err(BackupError::Corrupt {
                 what: format!(
                     "repository {} has format version {}, this upkeep reads 1",
@@ -253,21 +257,25 @@ impl Repository {
             .map_err(|e| BackupError::io(self.location(), e))
     }
 
-    /// Stores a chunk unless the repository has it. Returns the bytes written (0 when the
-    /// chunk was already there).
-    pub fn put_chunk(&self, id: &str, content: &[u8], level: i32) -> Result<u64, BackupError> {
-        if self.has_chunk(id)? {
-            return Ok(0);
+    /// Stores a chunk of canonical rows unless the repository has it. Returns its id and the
+    /// bytes written (0 when the chunk was already there). The id is the SHA-256 of the stored
+    /// (compact) form, which is a lossless rewrite of the canonical rows.
+    pub fn put_chunk(&self, content: &[u8], level: i32) -> Result<(String, u64), BackupError> {
+        let stored = crate::codec::compact(content)?;
+        let id = chunk_id(&stored);
+        if self.has_chunk(&id)? {
+            return Ok((id, 0));
         }
-        let compressed = zstd::bulk::compress(content, level)
+        let compressed = zstd::bulk::compress(&stored, level)
             .map_err(|e| BackupError::io(self.location(), e))?;
         self.backend
-            .put(&chunk_key(id), &compressed)
+            .put(&chunk_key(&id), &compressed)
             .map_err(|e| BackupError::io(self.location(), e))?;
-        Ok(u64::try_from(compressed.len()).unwrap_or(u64::MAX))
+        Ok((id, u64::try_from(compressed.len()).unwrap_or(u64::MAX)))
     }
 
-    /// Reads a chunk, decompresses it and checks that its content hashes to its id.
+    /// Reads a chunk, decompresses it, checks that it hashes to its id, and returns its
+    /// canonical rows.
     pub fn get_chunk(&self, id: &str, size: u64) -> Result<Vec<u8>, BackupError> {
         let raw = self.backend.get(&chunk_key(id)).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
@@ -279,16 +287,18 @@ impl Repository {
             }
         })?;
         let capacity = usize::try_from(size).unwrap_or(usize::MAX).min(1 << 30);
-        let content =
+        let stored =
             zstd::bulk::decompress(&raw, capacity.max(1)).map_err(|e| BackupError::Corrupt {
                 what: format!("chunk {id} does not decompress: {e}"),
             })?;
-        if chunk_id(&content) != id {
+        if chunk_id(&stored) != id {
             return Err(BackupError::Corrupt {
                 what: format!("chunk {id} does not match its hash"),
             });
         }
-        Ok(content)
+        crate::codec::expand(&stored).map_err(|e| BackupError::Corrupt {
+            what: format!("chunk {id}: {e}"),
+        })
     }
 
     /// Ids of all stored chunks.
