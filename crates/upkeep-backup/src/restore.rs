@@ -134,9 +134,11 @@ pub async fn restore(
             admin.execute_statement(&stmt).await?;
         }
     }
+    tracing::debug!(elapsed = ?started.elapsed(), "schema created");
     if options.mode != SchemaMode::SchemaOnly {
         load(&repo, &options, &entries, &tables, cancel.clone()).await?;
     }
+    tracing::debug!(elapsed = ?started.elapsed(), "data loaded");
     if options.mode != SchemaMode::DataOnly {
         let (builds, rest): (Vec<String>, Vec<String>) =
             post_data(&manifest, &tables, engine, same_engine)
@@ -157,6 +159,7 @@ pub async fn restore(
         }
     }
     admin.close().await;
+    tracing::debug!(elapsed = ?started.elapsed(), "indexes and constraints built");
 
     // The proof: read every restored table back and compare its digest with the manifest's.
     let mut report_tables: Vec<TableRestore> = entries
