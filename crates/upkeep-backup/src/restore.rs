@@ -388,13 +388,19 @@ async fn load(
     } else {
         options.jobs.max(1)
     };
-    // The work is (table, chunk) pairs, largest tables first: several workers load one big
-    // table together.
+    // The work is runs of a table's chunks, largest tables first: several workers load one
+    // big table together, each run through one COPY (PostgreSQL) while the next chunk is
+    // decompressed.
+    const RUN: usize = 16;
     let mut order: Vec<usize> = (0..entries.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(entries[i].bytes));
     let work: VecDeque<(usize, usize)> = order
         .into_iter()
-        .flat_map(|i| (0..entries[i].chunks.len()).map(move |c| (i, c)))
+        .flat_map(|i| {
+            (0..entries[i].chunks.len())
+                .step_by(RUN)
+                .map(move |c| (i, c))
+        })
         .collect();
     let queue = Arc::new(Mutex::new(work));
     let entries = Arc::new(entries.to_vec());
@@ -421,7 +427,7 @@ async fn load(
                 Engine::Postgres => {}
             }
             loop {
-                let Some((i, c)) = queue
+                let Some((i, first)) = queue
                     .lock()
                     .expect("the queue is never poisoned")
                     .pop_front()
@@ -431,31 +437,49 @@ async fn load(
                 if cancel.is_cancelled() {
                     return Err(BackupError::Cancelled);
                 }
-                let (entry, table) = (&entries[i], &tables[i]);
-                let chunk = &entry.chunks[c];
-                let (repo2, id, size) = (repo.clone(), chunk.id.clone(), chunk.bytes);
-                let content = tokio::task::spawn_blocking(move || repo2.get_chunk(&id, size))
-                    .await
-                    .map_err(|e| BackupError::Corrupt {
-                        what: e.to_string(),
-                    })??;
-                let batch = Batch::from_encoded(content, table.columns.len()).map_err(|e| {
-                    BackupError::Corrupt {
-                        what: format!("chunk {} of table {}: {e}", chunk.id, entry.name),
+                let (tx, mut rx) = tokio::sync::mpsc::channel::<Batch>(2);
+                let (entries2, tables2, repo2) = (entries.clone(), tables.clone(), repo.clone());
+                let producer = tokio::spawn(async move {
+                    let (entry, table) = (&entries2[i], &tables2[i]);
+                    for chunk in entry.chunks.iter().skip(first).take(RUN) {
+                        let (repo3, id, size) = (repo2.clone(), chunk.id.clone(), chunk.bytes);
+                        let columns = table.columns.len();
+                        let batch = tokio::task::spawn_blocking(move || {
+                            let content = repo3.get_chunk(&id, size)?;
+                            Batch::from_encoded(content, columns).map_err(|e| {
+                                BackupError::Corrupt {
+                                    what: format!("chunk {id}: {e}"),
+                                }
+                            })
+                        })
+                        .await
+                        .map_err(|e| BackupError::Corrupt {
+                            what: e.to_string(),
+                        })??;
+                        if u64::try_from(batch.len()).ok() != Some(chunk.rows) {
+                            return Err(BackupError::Corrupt {
+                                what: format!(
+                                    "chunk {} of table {} holds {} rows, the manifest says {}",
+                                    chunk.id,
+                                    entry.name,
+                                    batch.len(),
+                                    chunk.rows
+                                ),
+                            });
+                        }
+                        if tx.send(batch).await.is_err() {
+                            break;
+                        }
                     }
+                    Ok(())
+                });
+                let written = db.write_stream(&tables[i], &mut rx).await;
+                drop(rx);
+                let produced = producer.await.map_err(|e| BackupError::Corrupt {
+                    what: e.to_string(),
                 })?;
-                if u64::try_from(batch.len()).ok() != Some(chunk.rows) {
-                    return Err(BackupError::Corrupt {
-                        what: format!(
-                            "chunk {} of table {} holds {} rows, the manifest says {}",
-                            chunk.id,
-                            entry.name,
-                            batch.len(),
-                            chunk.rows
-                        ),
-                    });
-                }
-                db.write_batch(table, &batch).await?;
+                produced?;
+                written?;
             }
             db.close().await;
             Ok::<(), BackupError>(())

@@ -202,6 +202,23 @@ impl Database {
         }
     }
 
+    /// Appends every batch the channel brings to `table`: through one COPY on PostgreSQL,
+    /// batch by batch elsewhere. Stops when the sender is dropped.
+    pub async fn write_stream(
+        &mut self,
+        table: &Table,
+        batches: &mut tokio::sync::mpsc::Receiver<Batch>,
+    ) -> Result<u64, DbError> {
+        if let Session::Pg(c) = &mut self.session {
+            return pg::write_stream(c, &self.target, table, batches).await;
+        }
+        let mut rows = 0;
+        while let Some(batch) = batches.recv().await {
+            rows += self.write_batch(table, &batch).await?;
+        }
+        Ok(rows)
+    }
+
     pub async fn close(self) {
         self.session.close().await;
     }

@@ -10,7 +10,7 @@ mod write;
 pub(crate) use ddl::native_ddl;
 pub(crate) use introspect::introspect;
 pub(crate) use read::read_chunk;
-pub(crate) use write::write_batch;
+pub(crate) use write::{write_batch, write_stream};
 
 use std::str::FromStr;
 

@@ -7,14 +7,7 @@ use super::err;
 use crate::quote;
 use crate::{DbError, Target};
 
-/// Loads a batch into `table` (whose columns are in the batch's order).
-pub(crate) async fn write_batch(
-    conn: &mut PgConnection,
-    target: &Target,
-    table: &Table,
-    batch: &Batch,
-) -> Result<u64, DbError> {
-    let context = format!("writing table {}", table.name);
+fn copy_sql(table: &Table) -> String {
     // Generated columns are computed by the server: their values are read, never written.
     let cols: Vec<String> = table
         .columns
@@ -22,17 +15,26 @@ pub(crate) async fn write_batch(
         .filter(|c| c.generated.is_none())
         .map(|c| c.name.clone())
         .collect();
-    let sql = format!(
+    format!(
         "COPY {} ({}) FROM STDIN",
         quote::table(Engine::Postgres, &table.name),
         quote::ident_list(Engine::Postgres, &cols)
-    );
+    )
+}
+
+/// A batch as COPY text lines.
+fn encode(
+    target: &Target,
+    table: &Table,
+    batch: &Batch,
+    context: &str,
+) -> Result<Vec<u8>, DbError> {
     let mut buf = Vec::with_capacity(batch.byte_len() + batch.len() * 8);
     for row in batch.rows() {
         let mut first = true;
         for (i, value) in values(row).enumerate() {
-            let value = value
-                .map_err(|e| DbError::query(target.display(), context.clone(), e.to_string()))?;
+            let value =
+                value.map_err(|e| DbError::query(target.display(), context, e.to_string()))?;
             if table.columns.get(i).is_some_and(|c| c.generated.is_some()) {
                 continue;
             }
@@ -48,13 +50,54 @@ pub(crate) async fn write_batch(
         }
         buf.push(b'\n');
     }
+    Ok(buf)
+}
+
+/// Loads a batch into `table` (whose columns are in the batch's order).
+pub(crate) async fn write_batch(
+    conn: &mut PgConnection,
+    target: &Target,
+    table: &Table,
+    batch: &Batch,
+) -> Result<u64, DbError> {
+    let context = format!("writing table {}", table.name);
+    let buf = encode(target, table, batch, &context)?;
     let mut copy = conn
-        .copy_in_raw(&sql)
+        .copy_in_raw(&copy_sql(table))
         .await
         .map_err(err(target, &context))?;
     if let Err(e) = copy.send(buf).await {
         let _ = copy.abort("upkeep: send failed").await;
         return Err(err(target, &context)(e));
+    }
+    copy.finish().await.map_err(err(target, &context))
+}
+
+/// Loads every batch the channel brings into `table` through one COPY, so the server parses
+/// while the next batch is prepared.
+pub(crate) async fn write_stream(
+    conn: &mut PgConnection,
+    target: &Target,
+    table: &Table,
+    batches: &mut tokio::sync::mpsc::Receiver<Batch>,
+) -> Result<u64, DbError> {
+    let context = format!("writing table {}", table.name);
+    let mut copy = conn
+        .copy_in_raw(&copy_sql(table))
+        .await
+        .map_err(err(target, &context))?;
+    while let Some(batch) = batches.recv().await {
+        let buf = match encode(target, table, &batch, &context) {
+            Ok(buf) => buf,
+            Err(e) => {
+                let _ = copy.abort("upkeep: bad row").await;
+                return Err(e);
+            }
+        };
+        if let Err(e) = copy.send(buf).await {
+            let _ = copy.abort("upkeep: send failed").await;
+            return Err(err(target, &context)(e));
+        }
     }
     copy.finish().await.map_err(err(target, &context))
 }
