@@ -31,6 +31,15 @@ pub fn report<T: Serialize>(
     stdout.flush()
 }
 
+/// Writes a report whose Markdown form is its text form in a code block.
+pub fn report_fenced<T: Serialize>(
+    value: &T,
+    format: Format,
+    text: fn(&T) -> String,
+) -> std::io::Result<()> {
+    report(value, format, text, |v| format!("```\n{}```\n", text(v)))
+}
+
 /// Lays out rows as columns; the first row is the header. Columns listed in `right` are
 /// right-aligned (numbers).
 pub fn columns(rows: &[Vec<String>], right: &[usize]) -> String {

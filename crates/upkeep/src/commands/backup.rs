@@ -119,10 +119,8 @@ pub async fn backup(args: BackupArgs, ctx: &Context) -> Result<u8, Failure> {
     for w in &report.warnings {
         tracing::warn!("{w}");
     }
-    printer::report(&report, args.output.format(), backup_text, |r| {
-        format!("```\n{}```\n", backup_text(r))
-    })
-    .map_err(|e| Failure::from((exit::FAILURE, e)))?;
+    printer::report_fenced(&report, args.output.format(), backup_text)
+        .map_err(|e| Failure::from((exit::FAILURE, e)))?;
     Ok(exit::OK)
 }
 
@@ -298,10 +296,8 @@ pub async fn restore(args: RestoreArgs, ctx: &Context) -> Result<u8, Failure> {
     for l in &report.lossy_conversions {
         tracing::warn!("lossy conversion: {l}");
     }
-    printer::report(&report, args.output.format(), restore_text, |r| {
-        format!("```\n{}```\n", restore_text(r))
-    })
-    .map_err(|e| Failure::from((exit::FAILURE, e)))?;
+    printer::report_fenced(&report, args.output.format(), restore_text)
+        .map_err(|e| Failure::from((exit::FAILURE, e)))?;
     Ok(exit::OK)
 }
 
@@ -384,10 +380,8 @@ pub async fn verify(args: VerifyArgs, ctx: &Context) -> Result<u8, Failure> {
     let report = upkeep_backup::verify(options, ctx.cancel.clone())
         .await
         .map_err(fail)?;
-    printer::report(&report, args.output.format(), verify_text, |r| {
-        format!("```\n{}```\n", verify_text(r))
-    })
-    .map_err(|e| Failure::from((exit::FAILURE, e)))?;
+    printer::report_fenced(&report, args.output.format(), verify_text)
+        .map_err(|e| Failure::from((exit::FAILURE, e)))?;
     Ok(if report.ok { exit::OK } else { exit::MISMATCH })
 }
 
@@ -432,10 +426,8 @@ pub struct SnapshotsArgs {
 pub fn snapshots(args: SnapshotsArgs) -> Result<u8, Failure> {
     let cfg = config::load(args.repo.config.as_deref()).map_err(usage)?;
     let list = upkeep_backup::list_snapshots(&cfg.repository(&args.repo.repo)).map_err(fail)?;
-    printer::report(&list, args.output.format(), snapshots_text, |l| {
-        format!("```\n{}```\n", snapshots_text(l))
-    })
-    .map_err(|e| Failure::from((exit::FAILURE, e)))?;
+    printer::report_fenced(&list, args.output.format(), snapshots_text)
+        .map_err(|e| Failure::from((exit::FAILURE, e)))?;
     Ok(exit::OK)
 }
 
@@ -499,10 +491,8 @@ pub fn forget(args: ForgetArgs) -> Result<u8, Failure> {
         dry_run: args.dry_run,
     };
     let report = upkeep_backup::forget(&options).map_err(fail)?;
-    printer::report(&report, args.output.format(), forget_text, |r| {
-        format!("```\n{}```\n", forget_text(r))
-    })
-    .map_err(|e| Failure::from((exit::FAILURE, e)))?;
+    printer::report_fenced(&report, args.output.format(), forget_text)
+        .map_err(|e| Failure::from((exit::FAILURE, e)))?;
     Ok(exit::OK)
 }
 
