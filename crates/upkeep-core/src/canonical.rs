@@ -170,36 +170,46 @@ pub fn write_decimal_parts(neg: bool, a: &[u8], b: &[u8], mut exp: i64, out: &mu
 
 /// Appends the shortest round-trip text of a 64-bit float, in positional notation.
 pub fn write_f64(value: f64, out: &mut Vec<u8>) {
-    if value.is_nan() {
-        out.extend_from_slice(b"NaN");
-    } else if value.is_infinite() {
-        out.extend_from_slice(if value > 0.0 {
-            b"Infinity"
-        } else {
-            b"-Infinity"
-        });
-    } else if value == 0.0 {
-        out.push(b'0');
-    } else {
-        // std's Display is the shortest round-trip form, never in exponent notation, with no
-        // fraction for integral values: exactly the canonical text.
-        let _ = std::io::Write::write_fmt(out, format_args!("{value}"));
-    }
+    write_float(
+        value,
+        value.is_nan(),
+        value.is_infinite(),
+        value > 0.0,
+        value == 0.0,
+        out,
+    );
 }
 
 /// Appends the shortest round-trip text of a 32-bit float (shortest in 32-bit width).
 pub fn write_f32(value: f32, out: &mut Vec<u8>) {
-    if value.is_nan() {
+    write_float(
+        value,
+        value.is_nan(),
+        value.is_infinite(),
+        value > 0.0,
+        value == 0.0,
+        out,
+    );
+}
+
+fn write_float<F: std::fmt::Display>(
+    value: F,
+    nan: bool,
+    infinite: bool,
+    positive: bool,
+    zero: bool,
+    out: &mut Vec<u8>,
+) {
+    if nan {
         out.extend_from_slice(b"NaN");
-    } else if value.is_infinite() {
-        out.extend_from_slice(if value > 0.0 {
-            b"Infinity"
-        } else {
-            b"-Infinity"
-        });
-    } else if value == 0.0 {
+    } else if infinite {
+        out.extend_from_slice(if positive { b"Infinity" } else { b"-Infinity" });
+    } else if zero {
+        // -0 is 0.
         out.push(b'0');
     } else {
+        // std's Display is the shortest round-trip form in the value's own width, never in
+        // exponent notation, with no fraction for integral values: exactly the canonical text.
         let _ = std::io::Write::write_fmt(out, format_args!("{value}"));
     }
 }

@@ -9,8 +9,7 @@ use crate::backup;
 async fn dedup(engine: Engine) {
     let db = TestDb::new(engine).await;
     let url = db.target.clone();
-    let mut options = upkeep_generate_like(&db).await;
-    options.clear();
+    fill_table(&db).await;
     let repo = tempfile::tempdir().unwrap();
     let first = backup(&url, repo.path()).await;
     assert!(first.bytes_stored > 0);
@@ -44,7 +43,7 @@ async fn dedup(engine: Engine) {
 }
 
 /// 200,000 rows of ~140 bytes.
-async fn upkeep_generate_like(db: &TestDb) -> Vec<()> {
+async fn fill_table(db: &TestDb) {
     let sql = match db.engine() {
         Engine::Postgres => {
             "CREATE TABLE t (id bigint PRIMARY KEY, v text);
@@ -58,7 +57,6 @@ async fn upkeep_generate_like(db: &TestDb) -> Vec<()> {
         }
     };
     db.execute(sql).await;
-    Vec::new()
 }
 
 #[tokio::test]

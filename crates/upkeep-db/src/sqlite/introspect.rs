@@ -90,7 +90,6 @@ fn table(conn: &Connection, name: &str, sql: &str) -> rusqlite::Result<Table> {
             r.get::<_, i64>(5)?,
         ))
     })?;
-    let autoincrement = sql.to_ascii_uppercase().contains("AUTOINCREMENT");
     for row in rows {
         let (col, declared, notnull, default, pk_pos, hidden) = row?;
         if hidden == 1 {
@@ -119,7 +118,6 @@ fn table(conn: &Connection, name: &str, sql: &str) -> rusqlite::Result<Table> {
             if let Some(c) = columns.iter_mut().find(|c| c.name == k.columns[0]) {
                 if c.native_type.eq_ignore_ascii_case("INTEGER") {
                     c.identity = Some(Identity::AutoIncrement);
-                    let _ = autoincrement;
                 }
             }
         }
