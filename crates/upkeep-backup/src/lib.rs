@@ -25,6 +25,7 @@ mod codec;
 mod error;
 mod forget;
 mod manifest;
+mod pipeline;
 mod repo;
 mod restore;
 mod verify;

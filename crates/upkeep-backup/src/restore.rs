@@ -11,7 +11,7 @@ use upkeep_db::{ddl, quote, Database, DbError, OpenMode, Target};
 
 use crate::manifest::{Manifest, TableEntry};
 use crate::repo::Repository;
-use crate::BackupError;
+use crate::{pipeline, BackupError};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -135,6 +135,42 @@ pub async fn restore(
         }
     }
     tracing::debug!(elapsed = ?started.elapsed(), "schema created");
+    if engine == Engine::Postgres && options.mode != SchemaMode::SchemaOnly {
+        // Load, builds and the read-back overlap, table by table.
+        let mut models = read_models(target, &tables).await?;
+        for ((m, source), entry) in models.iter_mut().zip(&tables).zip(&entries) {
+            // The keys are built during the pipeline: plan the read-back on the source's, with
+            // the row count the manifest knows.
+            if m.split_key().is_none() {
+                m.primary_key.clone_from(&source.primary_key);
+                m.unique.clone_from(&source.unique);
+            }
+            m.estimated_rows = Some(entry.rows);
+        }
+        let post = if options.mode == SchemaMode::DataOnly {
+            Vec::new()
+        } else {
+            post_data(&manifest, &tables, engine, same_engine)
+        };
+        let spelled = pipeline::spelled_names(&mut admin, &models).await?;
+        let version = admin.query_scalar("SHOW server_version_num").await?;
+        let pages = version.and_then(|v| v.parse::<u32>().ok()).unwrap_or(0) >= 140_000;
+        admin.close().await;
+        let post = pipeline::PostData::classify(post, &models, &spelled);
+        let digests = pipeline::run(
+            repo.clone(),
+            target,
+            options.jobs,
+            pages,
+            entries.clone(),
+            models,
+            post,
+            cancel,
+        )
+        .await?;
+        tracing::debug!(elapsed = ?started.elapsed(), "loaded, built and read back");
+        return finish(&id, &manifest, target, &entries, &tables, digests, started);
+    }
     if options.mode != SchemaMode::SchemaOnly {
         load(&repo, &options, &entries, &tables, cancel.clone()).await?;
     }
@@ -162,39 +198,73 @@ pub async fn restore(
     tracing::debug!(elapsed = ?started.elapsed(), "indexes and constraints built");
 
     // The proof: read every restored table back and compare its digest with the manifest's.
-    let mut report_tables: Vec<TableRestore> = entries
+    if options.mode == SchemaMode::SchemaOnly {
+        return Ok(report(
+            &id, &manifest, target, &entries, &tables, None, started,
+        ));
+    }
+    let read_models = read_models(target, &tables).await?;
+    let digests = upkeep_db::digest_tables(target, read_models, options.jobs, cancel).await?;
+    finish(&id, &manifest, target, &entries, &tables, digests, started)
+}
+
+/// Compares the digests read back with the manifest's: a mismatch names the tables.
+fn finish(
+    id: &str,
+    manifest: &Manifest,
+    target: &Target,
+    entries: &[TableEntry],
+    tables: &[Table],
+    digests: Vec<Digest>,
+    started: Instant,
+) -> Result<RestoreReport, BackupError> {
+    let bad: Vec<String> = entries
+        .iter()
+        .zip(&digests)
+        .filter(|(e, d)| **d != e.digest)
+        .map(|(e, d)| format!("{} (expected {}, restored {d})", e.name, e.digest))
+        .collect();
+    if !bad.is_empty() {
+        return Err(BackupError::Mismatch {
+            snapshot: id.to_owned(),
+            tables: bad.join(", "),
+        });
+    }
+    Ok(report(
+        id,
+        manifest,
+        target,
+        entries,
+        tables,
+        Some(digests),
+        started,
+    ))
+}
+
+fn report(
+    id: &str,
+    manifest: &Manifest,
+    target: &Target,
+    entries: &[TableEntry],
+    tables: &[Table],
+    digests: Option<Vec<Digest>>,
+    started: Instant,
+) -> RestoreReport {
+    let engine = target.engine();
+    let same_engine = manifest.engine == engine;
+    let verified = digests.is_some();
+    let mut digests = digests.map(Vec::into_iter);
+    let report_tables: Vec<TableRestore> = entries
         .iter()
         .map(|e| TableRestore {
             table: e.name.to_string(),
             rows: e.rows,
             expected: e.digest,
-            restored: None,
+            restored: digests.as_mut().and_then(Iterator::next),
         })
         .collect();
-    let mut verified = false;
-    if options.mode != SchemaMode::SchemaOnly {
-        let read_models = read_models(target, &tables).await?;
-        let digests = upkeep_db::digest_tables(target, read_models, options.jobs, cancel).await?;
-        let mut bad = Vec::new();
-        for (t, d) in report_tables.iter_mut().zip(digests) {
-            if d != t.expected {
-                bad.push(format!(
-                    "{} (expected {}, restored {d})",
-                    t.table, t.expected
-                ));
-            }
-            t.restored = Some(d);
-        }
-        if !bad.is_empty() {
-            return Err(BackupError::Mismatch {
-                snapshot: id,
-                tables: bad.join(", "),
-            });
-        }
-        verified = true;
-    }
-    Ok(RestoreReport {
-        snapshot: id,
+    RestoreReport {
+        snapshot: id.to_owned(),
         target: target.display().to_owned(),
         source_engine: manifest.engine,
         target_engine: engine,
@@ -204,10 +274,10 @@ pub async fn restore(
         lossy_conversions: if same_engine {
             Vec::new()
         } else {
-            lossy_conversions(&tables, engine)
+            lossy_conversions(tables, engine)
         },
         duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-    })
+    }
 }
 
 /// Refuses to write into existing tables unless `--clean`, which drops them.
@@ -320,7 +390,7 @@ fn post_data(
 
 /// Keys, checks and indexes: statements that only read their own table and can run side by
 /// side. Foreign keys, sequences, views and triggers run after them, in order.
-fn is_index_build(stmt: &str) -> bool {
+pub(crate) fn is_index_build(stmt: &str) -> bool {
     let s = stmt.trim_start();
     s.starts_with("CREATE INDEX")
         || s.starts_with("CREATE UNIQUE INDEX")
@@ -374,6 +444,9 @@ async fn run_parallel(
     first.map_or(Ok(()), Err)
 }
 
+/// Chunks loaded by one statement (one COPY on PostgreSQL).
+pub(crate) const RUN: usize = 16;
+
 /// Loads every table's chunks, `jobs` tables at a time (SQLite: one writer).
 async fn load(
     repo: &Arc<Repository>,
@@ -391,7 +464,6 @@ async fn load(
     // The work is runs of a table's chunks, largest tables first: several workers load one
     // big table together, each run through one COPY (PostgreSQL) while the next chunk is
     // decompressed.
-    const RUN: usize = 16;
     let mut order: Vec<usize> = (0..entries.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(entries[i].bytes));
     let work: VecDeque<(usize, usize)> = order
@@ -437,42 +509,7 @@ async fn load(
                 if cancel.is_cancelled() {
                     return Err(BackupError::Cancelled);
                 }
-                let (tx, mut rx) = tokio::sync::mpsc::channel::<Batch>(2);
-                let (entries2, tables2, repo2) = (entries.clone(), tables.clone(), repo.clone());
-                let producer = tokio::spawn(async move {
-                    let (entry, table) = (&entries2[i], &tables2[i]);
-                    for chunk in entry.chunks.iter().skip(first).take(RUN) {
-                        let (repo3, id, size) = (repo2.clone(), chunk.id.clone(), chunk.bytes);
-                        let columns = table.columns.len();
-                        let batch = tokio::task::spawn_blocking(move || {
-                            let content = repo3.get_chunk(&id, size)?;
-                            Batch::from_encoded(content, columns).map_err(|e| {
-                                BackupError::Corrupt {
-                                    what: format!("chunk {id}: {e}"),
-                                }
-                            })
-                        })
-                        .await
-                        .map_err(|e| BackupError::Corrupt {
-                            what: e.to_string(),
-                        })??;
-                        if u64::try_from(batch.len()).ok() != Some(chunk.rows) {
-                            return Err(BackupError::Corrupt {
-                                what: format!(
-                                    "chunk {} of table {} holds {} rows, the manifest says {}",
-                                    chunk.id,
-                                    entry.name,
-                                    batch.len(),
-                                    chunk.rows
-                                ),
-                            });
-                        }
-                        if tx.send(batch).await.is_err() {
-                            break;
-                        }
-                    }
-                    Ok(())
-                });
+                let (mut rx, producer) = read_run(&repo, &entries[i], &tables[i], first);
                 let written = db.write_stream(&tables[i], &mut rx).await;
                 drop(rx);
                 let produced = producer.await.map_err(|e| BackupError::Corrupt {
@@ -496,6 +533,52 @@ async fn load(
         }
     }
     first.map_or(Ok(()), Err)
+}
+
+/// Chunks of one table read in a run of [`RUN`]: decompressed and decoded on a blocking thread
+/// while the caller writes the previous one. The channel holds two batches.
+pub(crate) fn read_run(
+    repo: &Arc<Repository>,
+    entry: &TableEntry,
+    table: &Table,
+    first: usize,
+) -> (
+    tokio::sync::mpsc::Receiver<Batch>,
+    tokio::task::JoinHandle<Result<(), BackupError>>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Batch>(2);
+    let (repo, entry, columns) = (repo.clone(), entry.clone(), table.columns.len());
+    let producer = tokio::spawn(async move {
+        for chunk in entry.chunks.iter().skip(first).take(RUN) {
+            let (repo, id, size) = (repo.clone(), chunk.id.clone(), chunk.bytes);
+            let batch = tokio::task::spawn_blocking(move || {
+                let content = repo.get_chunk(&id, size)?;
+                Batch::from_encoded(content, columns).map_err(|e| BackupError::Corrupt {
+                    what: format!("chunk {id}: {e}"),
+                })
+            })
+            .await
+            .map_err(|e| BackupError::Corrupt {
+                what: e.to_string(),
+            })??;
+            if u64::try_from(batch.len()).ok() != Some(chunk.rows) {
+                return Err(BackupError::Corrupt {
+                    what: format!(
+                        "chunk {} of table {} holds {} rows, the manifest says {}",
+                        chunk.id,
+                        entry.name,
+                        batch.len(),
+                        chunk.rows
+                    ),
+                });
+            }
+            if tx.send(batch).await.is_err() {
+                break;
+            }
+        }
+        Ok(())
+    });
+    (rx, producer)
 }
 
 /// The target's tables as they are now, with the source's column order and logical types

@@ -226,24 +226,59 @@ pub fn parse_float(text: &[u8]) -> Result<f64, InvalidValue> {
     }
 }
 
+/// Appends `n` in exactly `width` decimal digits (zero-padded; `n` must fit).
+fn push_digits(mut n: u32, width: usize, out: &mut Vec<u8>) {
+    let start = out.len();
+    out.resize(start + width, b'0');
+    for slot in out[start..].iter_mut().rev() {
+        // n % 10 < 10: the cast cannot truncate.
+        #[allow(clippy::cast_possible_truncation)]
+        let digit = (n % 10) as u8;
+        *slot = b'0' + digit;
+        n /= 10;
+    }
+}
+
 /// Appends `YYYY-MM-DD`. The caller checks that the year is within 1–9999.
 pub fn write_date(year: i32, month: u32, day: u32, out: &mut Vec<u8>) {
-    let mut s = String::with_capacity(10);
-    let _ = write!(s, "{year:04}-{month:02}-{day:02}");
-    out.extend_from_slice(s.as_bytes());
+    match u32::try_from(year) {
+        Ok(y) if y <= 9999 => push_digits(y, 4, out),
+        _ => {
+            let mut s = String::with_capacity(6);
+            let _ = write!(s, "{year:04}");
+            out.extend_from_slice(s.as_bytes());
+        }
+    }
+    out.push(b'-');
+    push_digits(month, 2, out);
+    out.push(b'-');
+    push_digits(day, 2, out);
 }
 
 /// Appends `HH:MM:SS` and, when the fraction is non-zero, `.` and its digits without trailing
 /// zeros.
 pub fn write_time(hour: u32, minute: u32, second: u32, micros: u32, out: &mut Vec<u8>) {
-    let mut s = String::with_capacity(15);
-    let _ = write!(s, "{hour:02}:{minute:02}:{second:02}");
-    if micros != 0 {
-        let frac = format!("{micros:06}");
-        s.push('.');
-        s.push_str(frac.trim_end_matches('0'));
+    if hour > 99 {
+        let mut s = String::with_capacity(4);
+        let _ = write!(s, "{hour}");
+        out.extend_from_slice(s.as_bytes());
+    } else {
+        push_digits(hour, 2, out);
     }
-    out.extend_from_slice(s.as_bytes());
+    out.push(b':');
+    push_digits(minute, 2, out);
+    out.push(b':');
+    push_digits(second, 2, out);
+    let mut m = micros % 1_000_000;
+    if m != 0 {
+        out.push(b'.');
+        let mut digits = 6;
+        while m.is_multiple_of(10) {
+            m /= 10;
+            digits -= 1;
+        }
+        push_digits(m, digits, out);
+    }
 }
 
 /// Appends `YYYY-MM-DDTHH:MM:SS[.f]`.
@@ -633,6 +668,19 @@ fn pg_infinity(text: &[u8]) -> Option<&'static [u8]> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn dates_and_times_are_zero_padded() {
+        let mut out = Vec::new();
+        super::write_timestamp((2024, 2, 9), (7, 5, 3, 120_000), &mut out);
+        assert_eq!(out, b"2024-02-09T07:05:03.12");
+        out.clear();
+        super::write_date(1, 12, 31, &mut out);
+        super::write_time(24, 0, 0, 0, &mut out);
+        super::write_time(0, 0, 0, 1, &mut out);
+        super::write_time(123, 0, 59, 999_999, &mut out);
+        assert_eq!(out, b"0001-12-3124:00:0000:00:00.000001123:00:59.999999");
+    }
+
     use super::*;
 
     fn dec(s: &str) -> String {

@@ -219,6 +219,112 @@ impl Database {
         Ok(rows)
     }
 
+    /// Splits `table` into key ranges on its split key, on this session.
+    pub async fn plan(
+        &mut self,
+        table: &Table,
+        options: &crate::PlanOptions,
+    ) -> Result<Vec<upkeep_core::KeyRange>, DbError> {
+        crate::plan::plan_table(&mut self.session, &self.target, table, options).await
+    }
+
+    /// Digests the rows of `table` within `range`, read on this session outside any snapshot:
+    /// for data that nothing else writes, such as a restore's read-back. The rows are read
+    /// while the previous batch is hashed on a blocking thread. PostgreSQL and MySQL only
+    /// (SQLite reads block: use [`crate::digest_tables`]).
+    pub async fn digest_range(
+        &mut self,
+        table: &Table,
+        range: &upkeep_core::KeyRange,
+        cancel: &tokio_util::sync::CancellationToken,
+    ) -> Result<upkeep_core::Digest, DbError> {
+        let tail = crate::scan::range_tail(&self.target, table, range);
+        self.digest_where(table, tail, cancel).await
+    }
+
+    /// The number of pages of a PostgreSQL table when the server can scan page ranges (TID
+    /// range scans, PostgreSQL 14 and later); `None` otherwise, for other engines and for
+    /// partitioned tables.
+    pub async fn page_count(&mut self, table: &Table) -> Result<Option<u64>, DbError> {
+        if self.engine() != upkeep_core::Engine::Postgres
+            || table.kind != upkeep_core::TableKind::Table
+        {
+            return Ok(None);
+        }
+        let version = self.query_scalar("SHOW server_version_num").await?;
+        if version.and_then(|v| v.parse::<u32>().ok()).unwrap_or(0) < 140_000 {
+            return Ok(None);
+        }
+        let name = crate::quote::table(upkeep_core::Engine::Postgres, &table.name);
+        let sql = format!(
+            "SELECT (pg_relation_size({}::regclass) / current_setting('block_size')::int8)::text",
+            crate::quote::literal(upkeep_core::Engine::Postgres, &name)
+        );
+        Ok(self.query_scalar(&sql).await?.and_then(|v| v.parse().ok()))
+    }
+
+    /// Digests the rows of a PostgreSQL table stored in pages `pages` (the last range open
+    /// ended), read outside any snapshot with a TID range scan: no index is needed, so a
+    /// table can be read back in parallel while its keys are still being built.
+    pub async fn digest_pages(
+        &mut self,
+        table: &Table,
+        pages: std::ops::Range<u64>,
+        last: bool,
+        cancel: &tokio_util::sync::CancellationToken,
+    ) -> Result<upkeep_core::Digest, DbError> {
+        let mut tail = format!(" WHERE ctid >= '({},0)'::tid", pages.start);
+        if !last {
+            tail.push_str(&format!(" AND ctid < '({},0)'::tid", pages.end));
+        }
+        self.digest_where(table, tail, cancel).await
+    }
+
+    async fn digest_where(
+        &mut self,
+        table: &Table,
+        tail: String,
+        cancel: &tokio_util::sync::CancellationToken,
+    ) -> Result<upkeep_core::Digest, DbError> {
+        use crate::scan::{ChunkOut, Msg};
+        let task = std::sync::Arc::new(crate::ScanTask {
+            table: 0,
+            chunk: 0,
+            range: upkeep_core::KeyRange::ALL,
+        });
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Msg>(4);
+        let hasher = tokio::task::spawn_blocking(move || {
+            let mut digest = upkeep_core::Digest::default();
+            while let Some(msg) = rx.blocking_recv() {
+                if let Msg::Batch(_, batch) = msg {
+                    batch.rows().for_each(|row| digest.add_row(row));
+                }
+            }
+            digest
+        });
+        let mut out = ChunkOut::new(tx, task, crate::ScanOptions::default(), cancel.clone());
+        let read = match &mut self.session {
+            Session::Pg(c) => crate::pg::read_chunk(c, &self.target, table, &tail, &mut out).await,
+            Session::My(c) => {
+                crate::mysql::read_chunk(c, &self.target, table, &tail, &mut out).await
+            }
+            Session::Sqlite(_) => Err(DbError::query(
+                self.target.display(),
+                format!("digesting table {}", table.name),
+                "a SQLite session cannot digest a range on its own; use digest_tables",
+            )),
+        };
+        let flushed = match read {
+            Ok(()) => out.flush().await,
+            Err(e) => Err(e),
+        };
+        drop(out);
+        let digest = hasher
+            .await
+            .map_err(|e| DbError::query(self.target.display(), "digesting", e.to_string()))?;
+        flushed.map(|()| digest)
+    }
+
     pub async fn close(self) {
         self.session.close().await;
     }

@@ -85,6 +85,22 @@ pub(crate) struct ChunkOut {
 }
 
 impl ChunkOut {
+    pub(crate) fn new(
+        tx: mpsc::Sender<Msg>,
+        task: Arc<ScanTask>,
+        options: ScanOptions,
+        cancel: CancellationToken,
+    ) -> Self {
+        Self {
+            tx,
+            task,
+            builder: BatchBuilder::new(options.batch_rows, options.batch_bytes),
+            rows: 0,
+            irregular: 0,
+            cancel,
+        }
+    }
+
     pub(crate) fn builder(&mut self) -> &mut BatchBuilder {
         &mut self.builder
     }
@@ -106,7 +122,7 @@ impl ChunkOut {
         Ok(())
     }
 
-    async fn flush(&mut self) -> Result<(), DbError> {
+    pub(crate) async fn flush(&mut self) -> Result<(), DbError> {
         if self.builder.rows() == 0 {
             return Ok(());
         }
@@ -257,24 +273,14 @@ async fn run_worker(
         let task = Arc::new(task);
         let table = &tables[task.table];
         let key = table.split_key();
-        let mut tail = key
-            .and_then(|k| plan::range_predicate(target.engine(), table, &k.columns, &task.range))
-            .map(|p| format!(" WHERE {p}"))
-            .unwrap_or_default();
+        let mut tail = range_tail(target, table, &task.range);
         if let (true, Some(k)) = (options.ordered, key) {
             tail.push_str(&format!(
                 " ORDER BY {}",
                 crate::quote::ident_list(target.engine(), &k.columns)
             ));
         }
-        let out = ChunkOut {
-            tx: tx.clone(),
-            task: task.clone(),
-            builder: BatchBuilder::new(options.batch_rows, options.batch_bytes),
-            rows: 0,
-            irregular: 0,
-            cancel: cancel.clone(),
-        };
+        let out = ChunkOut::new(tx.clone(), task.clone(), options, cancel.clone());
         let (next, mut out) = session.read_chunk(target, table, tail, out).await?;
         session = next;
         out.flush().await?;
@@ -285,6 +291,15 @@ async fn run_worker(
     }
     session.close().await;
     Ok(())
+}
+
+/// The ` WHERE …` that limits a read of `table` to `range` (empty for the whole table).
+pub(crate) fn range_tail(target: &crate::Target, table: &Table, range: &KeyRange) -> String {
+    table
+        .split_key()
+        .and_then(|k| plan::range_predicate(target.engine(), table, &k.columns, range))
+        .map(|p| format!(" WHERE {p}"))
+        .unwrap_or_default()
 }
 
 impl Session {

@@ -347,3 +347,43 @@ async fn sqlite_verify_against_a_live_database_names_changed_tables() {
         "{problems}"
     );
 }
+
+#[tokio::test]
+async fn pg_edge_values_survive_the_binary_copy() {
+    // Restores into PostgreSQL write with binary COPY: the values whose canonical text is not
+    // the plain ISO form must come back as they were.
+    let source = TestDb::new(Engine::Postgres).await;
+    source
+        .execute(
+            "CREATE TABLE edges (id int PRIMARY KEY, d date, ts timestamp, tz timestamptz, t time,
+                                 n numeric, f real, s smallint, tags text[]);
+             INSERT INTO edges VALUES
+               (1, 'infinity', 'infinity', '-infinity', '24:00:00', 'NaN', 'Infinity', -32768, NULL),
+               (2, '4714-11-24 BC', '0044-03-15 12:00:00 BC', '10000-01-01 00:00:00.5+00', '00:00:00.000001',
+                '-0.000000000000000000000000000001', '-3.4028235e38', 32767, NULL),
+               (3, '9999-12-31', '1999-12-31 23:59:59.999999', '2000-01-01 00:00:00+00', '13:14:15',
+                '123456789012345678901234567890.5', 'NaN', 0, NULL);
+             CREATE TABLE other_types (id int PRIMARY KEY, tags text[], span interval);
+             INSERT INTO other_types VALUES (1, '{a,\"b c\"}', '1 day 02:00:00'), (2, NULL, NULL);",
+        )
+        .await;
+    let repo = tempfile::tempdir().unwrap();
+    let report = backup(&source.target, repo.path()).await;
+    let copy = TestDb::new(Engine::Postgres).await;
+    let restored = restore(repo.path(), &copy.target, |o| o.jobs = 2).await;
+    assert!(restored.verified);
+    for t in &report.tables {
+        let r = restored.tables.iter().find(|r| r.table == t.table).unwrap();
+        assert_eq!(r.restored, Some(t.digest), "{}", t.table);
+    }
+    let mut db = copy.connect().await;
+    let text = db
+        .query_scalar("SELECT d::text || ' ' || tz::text FROM edges WHERE id = 2")
+        .await
+        .unwrap();
+    db.close().await;
+    assert_eq!(
+        text.as_deref(),
+        Some("4714-11-24 BC 10000-01-01 00:00:00.5+00")
+    );
+}

@@ -2,6 +2,7 @@
 //! `COPY … FROM STDIN`.
 
 mod copy_binary;
+mod copy_encode;
 mod ddl;
 mod introspect;
 mod read;

@@ -286,7 +286,7 @@ fn decode_into(dec: PgDecode, raw: &[u8], out: &mut Vec<u8>) -> Result<(), Strin
 }
 
 /// Numeric's binary form: digit count, weight, sign, display scale, then base-10000 digits.
-fn write_numeric(raw: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
+pub(crate) fn write_numeric(raw: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
     if raw.len() < 8 {
         return Err("short numeric".into());
     }

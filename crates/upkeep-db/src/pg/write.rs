@@ -1,11 +1,59 @@
-//! Writing canonical rows into PostgreSQL with `COPY … FROM STDIN` (text format).
+//! Writing canonical rows into PostgreSQL with `COPY … FROM STDIN`: in binary format when
+//! every column's type has a binary encoding (`copy_encode`), else in text format.
 
 use sqlx::postgres::PgConnection;
 use upkeep_core::{values, Batch, Engine, LogicalType, Table};
 
+use super::copy_encode::{self, PgEncode};
 use super::err;
 use crate::quote;
 use crate::{DbError, Target};
+
+/// How a table's rows are sent.
+enum Format {
+    Binary(Vec<PgEncode>),
+    Text,
+}
+
+impl Format {
+    fn of(table: &Table) -> Self {
+        copy_encode::binary_plan(table).map_or(Self::Text, Self::Binary)
+    }
+
+    fn copy_sql(&self, table: &Table) -> String {
+        match self {
+            Self::Binary(_) => format!("{} (FORMAT binary)", copy_sql(table)),
+            Self::Text => copy_sql(table),
+        }
+    }
+
+    fn header(&self, buf: &mut Vec<u8>) {
+        if let Self::Binary(_) = self {
+            buf.extend_from_slice(copy_encode::HEADER);
+        }
+    }
+
+    fn trailer(&self) -> Option<&'static [u8]> {
+        match self {
+            Self::Binary(_) => Some(copy_encode::TRAILER),
+            Self::Text => None,
+        }
+    }
+
+    fn encode(
+        &self,
+        target: &Target,
+        table: &Table,
+        batch: &Batch,
+        context: &str,
+        buf: &mut Vec<u8>,
+    ) -> Result<(), DbError> {
+        match self {
+            Self::Binary(plan) => encode_binary(target, table, plan, batch, context, buf),
+            Self::Text => encode_text(target, table, batch, context, buf),
+        }
+    }
+}
 
 fn copy_sql(table: &Table) -> String {
     // Generated columns are computed by the server: their values are read, never written.
@@ -22,14 +70,57 @@ fn copy_sql(table: &Table) -> String {
     )
 }
 
+/// A batch as binary COPY tuples.
+fn encode_binary(
+    target: &Target,
+    table: &Table,
+    plan: &[PgEncode],
+    batch: &Batch,
+    context: &str,
+    buf: &mut Vec<u8>,
+) -> Result<(), DbError> {
+    buf.reserve(batch.byte_len() + batch.len() * (2 + 4 * plan.len()));
+    let fields = i16::try_from(plan.len())
+        .map_err(|_| DbError::query(target.display(), context, "over 32767 columns"))?;
+    for row in batch.rows() {
+        buf.extend_from_slice(&fields.to_be_bytes());
+        let mut next = plan.iter();
+        for (i, value) in values(row).enumerate() {
+            let value =
+                value.map_err(|e| DbError::query(target.display(), context, e.to_string()))?;
+            let too_many = || {
+                DbError::query(
+                    target.display(),
+                    context,
+                    "a row has more values than columns",
+                )
+            };
+            let column = table.columns.get(i).ok_or_else(too_many)?;
+            if column.generated.is_some() {
+                continue;
+            }
+            let enc = next.next().ok_or_else(too_many)?;
+            copy_encode::write_field(*enc, value, buf).map_err(|m| {
+                DbError::query(
+                    target.display(),
+                    context,
+                    format!("column {:?}: {m}", column.name),
+                )
+            })?;
+        }
+    }
+    Ok(())
+}
+
 /// A batch as COPY text lines.
-fn encode(
+fn encode_text(
     target: &Target,
     table: &Table,
     batch: &Batch,
     context: &str,
-) -> Result<Vec<u8>, DbError> {
-    let mut buf = Vec::with_capacity(batch.byte_len() + batch.len() * 8);
+    buf: &mut Vec<u8>,
+) -> Result<(), DbError> {
+    buf.reserve(batch.byte_len() + batch.len() * 8);
     for row in batch.rows() {
         let mut first = true;
         for (i, value) in values(row).enumerate() {
@@ -46,11 +137,11 @@ fn encode(
                 .columns
                 .get(i)
                 .map_or(LogicalType::Other, |c| c.logical);
-            write_copy_text(logical, value, &mut buf);
+            write_copy_text(logical, value, buf);
         }
         buf.push(b'\n');
     }
-    Ok(buf)
+    Ok(())
 }
 
 /// Loads a batch into `table` (whose columns are in the batch's order).
@@ -61,9 +152,13 @@ pub(crate) async fn write_batch(
     batch: &Batch,
 ) -> Result<u64, DbError> {
     let context = format!("writing table {}", table.name);
-    let buf = encode(target, table, batch, &context)?;
+    let format = Format::of(table);
+    let mut buf = Vec::new();
+    format.header(&mut buf);
+    format.encode(target, table, batch, &context, &mut buf)?;
+    buf.extend_from_slice(format.trailer().unwrap_or_default());
     let mut copy = conn
-        .copy_in_raw(&copy_sql(table))
+        .copy_in_raw(&format.copy_sql(table))
         .await
         .map_err(err(target, &context))?;
     if let Err(e) = copy.send(buf).await {
@@ -82,19 +177,25 @@ pub(crate) async fn write_stream(
     batches: &mut tokio::sync::mpsc::Receiver<Batch>,
 ) -> Result<u64, DbError> {
     let context = format!("writing table {}", table.name);
+    let format = Format::of(table);
     let mut copy = conn
-        .copy_in_raw(&copy_sql(table))
+        .copy_in_raw(&format.copy_sql(table))
         .await
         .map_err(err(target, &context))?;
+    let mut buf = Vec::new();
+    format.header(&mut buf);
     while let Some(batch) = batches.recv().await {
-        let buf = match encode(target, table, &batch, &context) {
-            Ok(buf) => buf,
-            Err(e) => {
-                let _ = copy.abort("upkeep: bad row").await;
-                return Err(e);
-            }
-        };
-        if let Err(e) = copy.send(buf).await {
+        if let Err(e) = format.encode(target, table, &batch, &context, &mut buf) {
+            let _ = copy.abort("upkeep: bad row").await;
+            return Err(e);
+        }
+        if let Err(e) = copy.send(std::mem::take(&mut buf)).await {
+            let _ = copy.abort("upkeep: send failed").await;
+            return Err(err(target, &context)(e));
+        }
+    }
+    if let Some(trailer) = format.trailer() {
+        if let Err(e) = copy.send(trailer).await {
             let _ = copy.abort("upkeep: send failed").await;
             return Err(err(target, &context)(e));
         }

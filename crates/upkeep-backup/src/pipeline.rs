@@ -1,0 +1,623 @@
+//! The PostgreSQL restore pipeline: every table goes through load → index builds → read-back
+//! digest as soon as it can, on one pool of `jobs` connections, so that no core idles at a
+//! barrier between phases (pg_restore's schedule leaves one core idle while the largest
+//! table's index builds and its foreign key check run alone).
+//!
+//! - A table's chunks are loaded in runs of [`RUN`] chunks, one binary COPY each. A worker
+//!   prefers a table nobody else is loading, so a large table is mostly written in key order
+//!   (its primary key then sorts presorted input) while the other workers load the others.
+//! - Once all of a table's runs are in, its keys, unique constraints and indexes are built;
+//!   then its digest is read back in key ranges, in parallel with whatever else is running.
+//! - Once every table's builds are done, foreign keys are added `NOT VALID` (instant) and the
+//!   rest of the post-data DDL runs, in order, on one connection; each foreign key is then
+//!   validated as a job of its own, beside the remaining digests. Validation takes only a
+//!   SHARE UPDATE EXCLUSIVE lock, so reads and other validations go on.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use tokio_util::sync::CancellationToken;
+use upkeep_core::{Digest, Engine, KeyRange, Table, TableKind};
+use upkeep_db::{quote, Database, OpenMode, PlanOptions, Target};
+
+use crate::manifest::TableEntry;
+use crate::repo::Repository;
+use crate::restore::{is_index_build, read_run, RUN};
+use crate::BackupError;
+
+/// What the pipeline runs after the data: per table builds, and what runs once every build
+/// is done.
+#[derive(Debug, Default)]
+pub(crate) struct PostData {
+    /// Per table (as indexed in the restore), its key, constraint and index builds.
+    builds: Vec<Vec<String>>,
+    /// Builds whose table could not be told: they run once every table is loaded.
+    orphan_builds: Vec<String>,
+    /// Foreign keys, each split into its `NOT VALID` form and its validation (`None` when it
+    /// is added as it is, e.g. on a partitioned table).
+    foreign_keys: Vec<(String, Option<String>)>,
+    /// Everything else, in order (sequence positions, views, triggers, comments…).
+    rest: Vec<String>,
+}
+
+impl PostData {
+    /// Sorts `post_data` by what each statement waits for. `spelled` holds each table's name
+    /// as the server's `quote_ident` spells it, which is how the native DDL names it.
+    pub(crate) fn classify(post_data: Vec<String>, tables: &[Table], spelled: &[String]) -> Self {
+        let mut out = Self {
+            builds: vec![Vec::new(); tables.len()],
+            ..Self::default()
+        };
+        let index_of: HashMap<&str, usize> = spelled
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.as_str(), i))
+            .collect();
+        for stmt in post_data {
+            if is_index_build(&stmt) {
+                match build_table(&stmt).and_then(|t| index_of.get(t)) {
+                    Some(&i) if tables[i].kind == TableKind::Table => {
+                        out.builds[i].extend(key_as_index(&stmt).unwrap_or_else(|| vec![stmt]));
+                    }
+                    Some(&i) => out.builds[i].push(stmt),
+                    None => out.orphan_builds.push(stmt),
+                }
+            } else if let Some((table, name)) = foreign_key(&stmt) {
+                let plain = index_of
+                    .get(table)
+                    .is_some_and(|&i| tables[i].kind == TableKind::Table);
+                if plain && !stmt.trim_end().ends_with("NOT VALID") {
+                    let validate = format!("ALTER TABLE {table} VALIDATE CONSTRAINT {name}");
+                    out.foreign_keys
+                        .push((format!("{} NOT VALID", stmt.trim_end()), Some(validate)));
+                } else {
+                    out.foreign_keys.push((stmt, None));
+                }
+            } else {
+                out.rest.push(stmt);
+            }
+        }
+        // Index builds first: they share the table with each other and with the read-back;
+        // the ALTER TABLEs that lock it come after them.
+        for builds in &mut out.builds {
+            builds.sort_by_key(|b| b.starts_with("ALTER TABLE"));
+        }
+        out
+    }
+}
+
+/// `ALTER TABLE t ADD CONSTRAINT n PRIMARY KEY (cols)` (or `UNIQUE`) as an index build, which
+/// lets the table be read meanwhile, and the instant attachment of that index as the
+/// constraint. The result is the same constraint on the same index. `None` for keys with
+/// options (INCLUDE, WITH, DEFERRABLE…), which are built as they are.
+fn key_as_index(stmt: &str) -> Option<Vec<String>> {
+    let rest = stmt.strip_prefix("ALTER TABLE ")?;
+    let (table, rest) = rest.split_once(" ADD CONSTRAINT ")?;
+    let (name, kind, cols) = ["PRIMARY KEY", "UNIQUE"].iter().find_map(|kind| {
+        let (name, cols) = rest.split_once(&format!(" {kind} ("))?;
+        Some((name, *kind, cols.strip_suffix(')')?))
+    })?;
+    if cols.contains(['(', ')']) {
+        return None;
+    }
+    Some(vec![
+        format!("CREATE UNIQUE INDEX {name} ON {table} USING btree ({cols})"),
+        format!("ALTER TABLE {table} ADD CONSTRAINT {name} {kind} USING INDEX {name}"),
+    ])
+}
+
+/// The table of `ALTER TABLE t ADD CONSTRAINT …` or `CREATE [UNIQUE] INDEX n ON [ONLY] t USING …`.
+fn build_table(stmt: &str) -> Option<&str> {
+    if let Some(rest) = stmt.strip_prefix("ALTER TABLE ") {
+        return rest.split_once(" ADD CONSTRAINT ").map(|(t, _)| t);
+    }
+    let (_, after_on) = stmt.split_once(" ON ")?;
+    let after_on = after_on.strip_prefix("ONLY ").unwrap_or(after_on);
+    after_on.split_once(" USING ").map(|(t, _)| t)
+}
+
+/// The table and constraint name of `ALTER TABLE t ADD CONSTRAINT n FOREIGN KEY (…) …`.
+fn foreign_key(stmt: &str) -> Option<(&str, &str)> {
+    let rest = stmt.strip_prefix("ALTER TABLE ")?;
+    let (table, rest) = rest.split_once(" ADD CONSTRAINT ")?;
+    let (name, _) = rest.split_once(" FOREIGN KEY (")?;
+    Some((table, name))
+}
+
+/// A part of a table's read-back.
+#[derive(Debug)]
+enum ReadRange {
+    Keys(KeyRange),
+    /// Pages `start..end` (the last range open ended), read with a TID range scan.
+    Pages(std::ops::Range<u64>, bool),
+}
+
+/// Pages per read-back range (16 MB of 8 kB pages).
+const PAGES_PER_RANGE: u64 = 2048;
+
+enum Job {
+    Load {
+        table: usize,
+        first: usize,
+    },
+    Build {
+        table: usize,
+        stmt: String,
+    },
+    Plan {
+        table: usize,
+    },
+    Digest {
+        table: usize,
+        range: ReadRange,
+    },
+    /// Orphan builds, foreign keys `NOT VALID` and the rest, in order, on one connection.
+    Tail,
+    Validate(String),
+}
+
+#[derive(Default)]
+struct TableState {
+    /// A plain table (not partitioned): its pages can be read in ranges.
+    plain: bool,
+    runs: VecDeque<usize>,
+    loading: usize,
+    bytes_left: u64,
+    builds: VecDeque<String>,
+    building: usize,
+    /// The running build is an ALTER TABLE.
+    exclusive: bool,
+    planned: bool,
+    ranges: VecDeque<ReadRange>,
+    digesting: usize,
+    digest: Digest,
+}
+
+impl TableState {
+    fn loaded(&self) -> bool {
+        self.runs.is_empty() && self.loading == 0
+    }
+    fn built(&self) -> bool {
+        self.loaded() && self.builds.is_empty() && self.building == 0
+    }
+    fn digested(&self) -> bool {
+        self.planned && self.ranges.is_empty() && self.digesting == 0
+    }
+}
+
+struct State {
+    tables: Vec<TableState>,
+    /// The server reads page ranges (PostgreSQL 14 and later).
+    pages: bool,
+    /// The tail: not started, running, done.
+    tail: (bool, bool),
+    orphans: Vec<String>,
+    foreign_keys: Vec<(String, Option<String>)>,
+    rest: Vec<String>,
+    validations: VecDeque<String>,
+    validating: usize,
+    error: Option<BackupError>,
+}
+
+impl State {
+    fn all_built(&self) -> bool {
+        self.tables.iter().all(TableState::built)
+    }
+
+    fn finished(&self) -> bool {
+        self.error.is_some()
+            || (self.tables.iter().all(|t| t.built() && t.digested())
+                && self.tail.1
+                && self.validations.is_empty()
+                && self.validating == 0)
+    }
+
+    /// The next job by priority: builds and plans (they unblock others), the tail, a table
+    /// nobody is loading (largest first), validations (long and indivisible), digest ranges,
+    /// and last a table another worker is already loading.
+    fn next(&mut self) -> Option<Job> {
+        for (i, t) in self.tables.iter_mut().enumerate() {
+            // Index builds on one table run side by side (SHARE locks); an ALTER TABLE takes
+            // an exclusive lock and runs alone.
+            let ready = t.loaded()
+                && t.builds.front().is_some_and(|next| {
+                    t.building == 0 || (!t.exclusive && !next.starts_with("ALTER TABLE"))
+                });
+            if ready {
+                let stmt = t.builds.pop_front().expect("a build is waiting");
+                t.exclusive = stmt.starts_with("ALTER TABLE");
+                t.building += 1;
+                return Some(Job::Build { table: i, stmt });
+            }
+        }
+        let pages = self.pages;
+        for (i, t) in self.tables.iter_mut().enumerate() {
+            // Page ranges need no index: a table is read back as soon as it is loaded.
+            let ready = if pages && t.plain {
+                t.loaded()
+            } else {
+                t.built()
+            };
+            if ready && !t.planned && t.digesting == 0 {
+                t.digesting += 1;
+                return Some(Job::Plan { table: i });
+            }
+        }
+        if !self.tail.0 && self.all_built() {
+            self.tail.0 = true;
+            return Some(Job::Tail);
+        }
+        let idle_table = self
+            .tables
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.loading == 0 && !t.runs.is_empty())
+            .max_by_key(|(_, t)| t.bytes_left)
+            .map(|(i, _)| i);
+        if let Some(i) = idle_table {
+            return Some(self.take_run(i));
+        }
+        if let Some(stmt) = self.validations.pop_front() {
+            self.validating += 1;
+            return Some(Job::Validate(stmt));
+        }
+        for (i, t) in self.tables.iter_mut().enumerate() {
+            if let Some(range) = t.ranges.pop_front() {
+                t.digesting += 1;
+                return Some(Job::Digest { table: i, range });
+            }
+        }
+        let busy_table = self
+            .tables
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| !t.runs.is_empty())
+            .max_by_key(|(_, t)| t.bytes_left)
+            .map(|(i, _)| i);
+        busy_table.map(|i| self.take_run(i))
+    }
+
+    fn take_run(&mut self, table: usize) -> Job {
+        let t = &mut self.tables[table];
+        let first = t.runs.pop_front().expect("the table has a run left");
+        t.loading += 1;
+        Job::Load { table, first }
+    }
+
+    fn fail(&mut self, e: BackupError) {
+        // A cancellation is the echo of the first real error: keep the cause.
+        if self.error.is_none() || matches!(self.error, Some(BackupError::Cancelled)) {
+            self.error = Some(e);
+        }
+    }
+}
+
+struct Shared {
+    state: Mutex<State>,
+    changed: tokio::sync::Notify,
+    repo: Arc<Repository>,
+    entries: Vec<TableEntry>,
+    /// The target's tables with the source's column order and logical types.
+    tables: Vec<Table>,
+    target: Target,
+    cancel: CancellationToken,
+    started: std::time::Instant,
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .expect("the pipeline state is never poisoned")
+    }
+}
+
+/// Runs the pipeline; returns each table's digest as read back from the target.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn run(
+    repo: Arc<Repository>,
+    target: &Target,
+    jobs: usize,
+    pages: bool,
+    entries: Vec<TableEntry>,
+    tables: Vec<Table>,
+    post: PostData,
+    cancel: CancellationToken,
+) -> Result<Vec<Digest>, BackupError> {
+    let table_states = entries
+        .iter()
+        .zip(&post.builds)
+        .zip(&tables)
+        .map(|((e, builds), t)| TableState {
+            plain: t.kind == TableKind::Table,
+            runs: (0..e.chunks.len()).step_by(RUN).collect(),
+            bytes_left: e.bytes,
+            builds: builds.iter().cloned().collect(),
+            ..TableState::default()
+        })
+        .collect();
+    let shared = Arc::new(Shared {
+        state: Mutex::new(State {
+            tables: table_states,
+            pages,
+            tail: (false, false),
+            orphans: post.orphan_builds,
+            foreign_keys: post.foreign_keys,
+            rest: post.rest,
+            validations: VecDeque::new(),
+            validating: 0,
+            error: None,
+        }),
+        changed: tokio::sync::Notify::new(),
+        repo,
+        entries,
+        tables,
+        target: target.clone(),
+        cancel,
+        started: std::time::Instant::now(),
+    });
+    let mut workers = Vec::new();
+    for _ in 0..jobs.max(1) {
+        let shared = shared.clone();
+        workers.push(tokio::spawn(async move {
+            if let Err(e) = worker(&shared).await {
+                shared.cancel.cancel();
+                shared.lock().fail(e);
+                shared.changed.notify_waiters();
+            }
+        }));
+    }
+    for w in workers {
+        if let Err(e) = w.await {
+            shared.lock().fail(BackupError::Corrupt {
+                what: format!("a restore worker failed: {e}"),
+            });
+        }
+    }
+    let mut state = shared.lock();
+    if let Some(e) = state.error.take() {
+        return Err(e);
+    }
+    Ok(state.tables.iter().map(|t| t.digest).collect())
+}
+
+/// Sort and hash memory for index builds and foreign key checks (which use
+/// maintenance_work_mem): raised to this for the restore's sessions, never lowered.
+const MAINTENANCE_WORK_MEM: &str = "SELECT set_config('maintenance_work_mem', '256MB', false) \
+     WHERE pg_size_bytes(current_setting('maintenance_work_mem')) < 256 * 1024 * 1024";
+
+async fn worker(shared: &Shared) -> Result<(), BackupError> {
+    let mut db = Database::connect(&shared.target, OpenMode::ReadWrite).await?;
+    db.execute_statement(MAINTENANCE_WORK_MEM).await?;
+    loop {
+        let changed = shared.changed.notified();
+        tokio::pin!(changed);
+        changed.as_mut().enable();
+        let job = {
+            let mut state = shared.lock();
+            if state.finished() {
+                break;
+            }
+            state.next()
+        };
+        let Some(job) = job else {
+            changed.await;
+            continue;
+        };
+        if shared.cancel.is_cancelled() {
+            return Err(BackupError::Cancelled);
+        }
+        run_job(shared, &mut db, job).await?;
+        shared.changed.notify_waiters();
+    }
+    db.close().await;
+    Ok(())
+}
+
+async fn run_job(shared: &Shared, db: &mut Database, job: Job) -> Result<(), BackupError> {
+    let started = std::time::Instant::now();
+    let what = job.describe(&shared.tables);
+    run_job_inner(shared, db, job).await?;
+    tracing::debug!(took = ?started.elapsed(), at = ?shared.started.elapsed(), "{what}");
+    Ok(())
+}
+
+impl Job {
+    fn describe(&self, tables: &[Table]) -> String {
+        match self {
+            Self::Load { table, first } => {
+                format!("loaded {} from chunk {first}", tables[*table].name)
+            }
+            Self::Build { stmt, .. } | Self::Validate(stmt) => stmt.chars().take(80).collect(),
+            Self::Plan { table } => format!("planned the read-back of {}", tables[*table].name),
+            Self::Digest { table, range } => {
+                format!("read back {} {range:?}", tables[*table].name)
+            }
+            Self::Tail => "foreign keys and the rest of the post-data".to_owned(),
+        }
+    }
+}
+
+async fn run_job_inner(shared: &Shared, db: &mut Database, job: Job) -> Result<(), BackupError> {
+    match job {
+        Job::Load { table, first } => {
+            let (entry, t) = (&shared.entries[table], &shared.tables[table]);
+            let (mut rx, producer) = read_run(&shared.repo, entry, t, first);
+            let written = db.write_stream(t, &mut rx).await;
+            drop(rx);
+            producer.await.map_err(|e| BackupError::Corrupt {
+                what: e.to_string(),
+            })??;
+            written?;
+            let bytes: u64 = entry
+                .chunks
+                .iter()
+                .skip(first)
+                .take(RUN)
+                .map(|c| c.bytes)
+                .sum();
+            let mut state = shared.lock();
+            let s = &mut state.tables[table];
+            s.loading -= 1;
+            s.bytes_left = s.bytes_left.saturating_sub(bytes);
+        }
+        Job::Build { table, stmt } => {
+            db.execute_statement(&stmt).await?;
+            let mut state = shared.lock();
+            let s = &mut state.tables[table];
+            s.building -= 1;
+            if s.building == 0 {
+                s.exclusive = false;
+            }
+        }
+        Job::Plan { table } => {
+            let t = &shared.tables[table];
+            let pages = if shared.lock().pages {
+                db.page_count(t).await?
+            } else {
+                None
+            };
+            let ranges: Vec<ReadRange> = match pages {
+                Some(n) => {
+                    let count = n.div_ceil(PAGES_PER_RANGE).max(1);
+                    (0..count)
+                        .map(|k| {
+                            let p = k * PAGES_PER_RANGE;
+                            ReadRange::Pages(p..p + PAGES_PER_RANGE, k + 1 == count)
+                        })
+                        .collect()
+                }
+                None if shared.lock().tables[table].built() => {
+                    let options = PlanOptions {
+                        min_chunks: 2,
+                        ..PlanOptions::default()
+                    };
+                    db.plan(t, &options)
+                        .await?
+                        .into_iter()
+                        .map(ReadRange::Keys)
+                        .collect()
+                }
+                // No index yet: one scan of the whole table.
+                None => vec![ReadRange::Keys(KeyRange::ALL)],
+            };
+            let mut state = shared.lock();
+            let s = &mut state.tables[table];
+            s.ranges.extend(ranges);
+            s.planned = true;
+            s.digesting -= 1;
+        }
+        Job::Digest { table, range } => {
+            let t = &shared.tables[table];
+            let d = match range {
+                ReadRange::Keys(r) => db.digest_range(t, &r, &shared.cancel).await?,
+                ReadRange::Pages(p, last) => db.digest_pages(t, p, last, &shared.cancel).await?,
+            };
+            let mut state = shared.lock();
+            let s = &mut state.tables[table];
+            s.digest.merge(&d);
+            s.digesting -= 1;
+        }
+        Job::Tail => {
+            let (orphans, fks) = {
+                let mut state = shared.lock();
+                (
+                    std::mem::take(&mut state.orphans),
+                    std::mem::take(&mut state.foreign_keys),
+                )
+            };
+            for stmt in orphans {
+                db.execute_statement(&stmt).await?;
+            }
+            // Validations start once every key is added: an ADD would wait for a validation
+            // on its table.
+            let mut validations = Vec::new();
+            for (add, validate) in fks {
+                db.execute_statement(&add).await?;
+                validations.extend(validate);
+            }
+            shared.lock().validations.extend(validations);
+            shared.changed.notify_waiters();
+            let rest = std::mem::take(&mut shared.lock().rest);
+            for stmt in rest {
+                db.execute_statement(&stmt).await?;
+            }
+            shared.lock().tail.1 = true;
+        }
+        Job::Validate(stmt) => {
+            db.execute_statement(&stmt).await?;
+            shared.lock().validating -= 1;
+        }
+    }
+    Ok(())
+}
+
+/// Each table's name as PostgreSQL's `quote_ident` spells it (`public."Order"`), which is how
+/// the native DDL names tables.
+pub(crate) async fn spelled_names(
+    db: &mut Database,
+    tables: &[Table],
+) -> Result<Vec<String>, BackupError> {
+    let mut out = Vec::with_capacity(tables.len());
+    for t in tables {
+        // The model leaves `public` out of table names.
+        let sql = format!(
+            "SELECT quote_ident({}) || '.' || quote_ident({})",
+            quote::literal(
+                Engine::Postgres,
+                t.name.schema.as_deref().unwrap_or("public")
+            ),
+            quote::literal(Engine::Postgres, &t.name.name)
+        );
+        out.push(db.query_scalar(&sql).await?.unwrap_or_default());
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_keys_become_index_builds() {
+        assert_eq!(
+            key_as_index(r#"ALTER TABLE public.t ADD CONSTRAINT "t_pkey" PRIMARY KEY (a, "B")"#)
+                .unwrap(),
+            [
+                r#"CREATE UNIQUE INDEX "t_pkey" ON public.t USING btree (a, "B")"#,
+                r#"ALTER TABLE public.t ADD CONSTRAINT "t_pkey" PRIMARY KEY USING INDEX "t_pkey""#
+            ]
+        );
+        assert_eq!(
+            key_as_index(r#"ALTER TABLE public.t ADD CONSTRAINT "u" UNIQUE (email)"#).unwrap()[1],
+            r#"ALTER TABLE public.t ADD CONSTRAINT "u" UNIQUE USING INDEX "u""#
+        );
+        for kept in [
+            r#"ALTER TABLE t ADD CONSTRAINT "p" PRIMARY KEY (a) INCLUDE (b)"#,
+            r#"ALTER TABLE t ADD CONSTRAINT "u" UNIQUE (a) DEFERRABLE"#,
+            r#"ALTER TABLE t ADD CONSTRAINT "u" UNIQUE NULLS NOT DISTINCT (a)"#,
+            r#"ALTER TABLE t ADD CONSTRAINT "c" CHECK ((a > 0))"#,
+        ] {
+            assert_eq!(key_as_index(kept), None, "{kept}");
+        }
+    }
+
+    #[test]
+    fn statements_name_their_tables() {
+        assert_eq!(
+            build_table(r#"ALTER TABLE public."Order" ADD CONSTRAINT "o_pkey" PRIMARY KEY (id)"#),
+            Some(r#"public."Order""#)
+        );
+        assert_eq!(
+            build_table("CREATE UNIQUE INDEX i ON ONLY s.t USING btree (a)"),
+            Some("s.t")
+        );
+        assert_eq!(
+            foreign_key(
+                r#"ALTER TABLE public.lines ADD CONSTRAINT "lines_fk" FOREIGN KEY (o) REFERENCES orders(id)"#
+            ),
+            Some(("public.lines", r#""lines_fk""#))
+        );
+        assert_eq!(foreign_key("SELECT setval('s', 1, true)"), None);
+    }
+}
