@@ -1,5 +1,5 @@
-//! The PostgreSQL restore pipeline: every table goes through load → index builds → read-back
-//! digest as soon as it can, on one pool of `jobs` connections, so that no core idles at a
+//! The restore pipeline of the server engines: every table goes through load → index builds →
+//! read-back digest as soon as it can, on one pool of `jobs` connections, so that no core idles at a
 //! barrier between phases (pg_restore's schedule leaves one core idle while the largest
 //! table's index builds and its foreign key check run alone).
 //!
@@ -12,6 +12,8 @@
 //!   rest of the post-data DDL runs, in order, on one connection; each foreign key is then
 //!   validated as a job of its own, beside the remaining digests. Validation takes only a
 //!   SHARE UPDATE EXCLUSIVE lock, so reads and other validations go on.
+//! - MySQL/MariaDB builds keys while loading (they are in its CREATE TABLE): a table is read
+//!   back by key ranges once loaded, and views and triggers come after every load.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -41,7 +43,16 @@ pub(crate) struct PostData {
 }
 
 impl PostData {
-    /// Sorts `post_data` by what each statement waits for. `spelled` holds each table's name
+    /// Every statement runs, in order, once every table is loaded.
+    pub(crate) fn after_all(post_data: Vec<String>, tables: usize) -> Self {
+        Self {
+            builds: vec![Vec::new(); tables],
+            rest: post_data,
+            ..Self::default()
+        }
+    }
+
+    /// PostgreSQL: sorts `post_data` by what each statement waits for. `spelled` holds each table's name
     /// as the server's `quote_ident` spells it, which is how the native DDL names it.
     pub(crate) fn classify(post_data: Vec<String>, tables: &[Table], spelled: &[String]) -> Self {
         let mut out = Self {
@@ -388,7 +399,16 @@ const MAINTENANCE_WORK_MEM: &str = "SELECT set_config('maintenance_work_mem', '2
 
 async fn worker(shared: &Shared) -> Result<(), BackupError> {
     let mut db = Database::connect(&shared.target, OpenMode::ReadWrite).await?;
-    db.execute_statement(MAINTENANCE_WORK_MEM).await?;
+    match db.engine() {
+        Engine::Postgres => db.execute_statement(MAINTENANCE_WORK_MEM).await?,
+        // Keys are checked by the proof, not row by row; foreign keys point at rows that
+        // may not be loaded yet.
+        Engine::Mysql => {
+            db.execute_statement("SET FOREIGN_KEY_CHECKS = 0, UNIQUE_CHECKS = 0")
+                .await?;
+        }
+        Engine::Sqlite => {}
+    }
     loop {
         let changed = shared.changed.notified();
         tokio::pin!(changed);

@@ -135,8 +135,8 @@ pub async fn restore(
         }
     }
     tracing::debug!(elapsed = ?started.elapsed(), "schema created");
-    if engine == Engine::Postgres && options.mode != SchemaMode::SchemaOnly {
-        // Load, builds and the read-back overlap, table by table.
+    if engine != Engine::Sqlite && options.mode != SchemaMode::SchemaOnly {
+        // Load, builds and the read-back overlap, table by table (SQLite has one writer).
         let mut models = read_models(target, &tables).await?;
         for ((m, source), entry) in models.iter_mut().zip(&tables).zip(&entries) {
             // The keys are built during the pipeline: plan the read-back on the source's, with
@@ -152,11 +152,17 @@ pub async fn restore(
         } else {
             post_data(&manifest, &tables, engine, same_engine)
         };
-        let spelled = pipeline::spelled_names(&mut admin, &models).await?;
-        let version = admin.query_scalar("SHOW server_version_num").await?;
-        let pages = version.and_then(|v| v.parse::<u32>().ok()).unwrap_or(0) >= 140_000;
+        let (post, pages) = if engine == Engine::Postgres {
+            let spelled = pipeline::spelled_names(&mut admin, &models).await?;
+            let version = admin.query_scalar("SHOW server_version_num").await?;
+            let pages = version.and_then(|v| v.parse::<u32>().ok()).unwrap_or(0) >= 140_000;
+            (pipeline::PostData::classify(post, &models, &spelled), pages)
+        } else {
+            // MySQL builds its keys and indexes while loading (they are in CREATE TABLE):
+            // what comes after the data (views, triggers) runs once every table is loaded.
+            (pipeline::PostData::after_all(post, models.len()), false)
+        };
         admin.close().await;
-        let post = pipeline::PostData::classify(post, &models, &spelled);
         let digests = pipeline::run(
             repo.clone(),
             target,
@@ -447,7 +453,8 @@ async fn run_parallel(
 /// Chunks loaded by one statement (one COPY on PostgreSQL).
 pub(crate) const RUN: usize = 16;
 
-/// Loads every table's chunks, `jobs` tables at a time (SQLite: one writer).
+/// Loads every table's chunks with SQLite's one writer (the server engines load in the
+/// pipeline), each run of chunks decompressed while the previous one is written.
 async fn load(
     repo: &Arc<Repository>,
     options: &RestoreOptions,
@@ -455,84 +462,24 @@ async fn load(
     tables: &[Table],
     cancel: CancellationToken,
 ) -> Result<(), BackupError> {
-    let engine = options.target.engine();
-    let jobs = if engine == Engine::Sqlite {
-        1
-    } else {
-        options.jobs.max(1)
-    };
-    // The work is runs of a table's chunks, largest tables first: several workers load one
-    // big table together, each run through one COPY (PostgreSQL) while the next chunk is
-    // decompressed.
-    let mut order: Vec<usize> = (0..entries.len()).collect();
-    order.sort_by_key(|&i| std::cmp::Reverse(entries[i].bytes));
-    let work: VecDeque<(usize, usize)> = order
-        .into_iter()
-        .flat_map(|i| {
-            (0..entries[i].chunks.len())
-                .step_by(RUN)
-                .map(move |c| (i, c))
-        })
-        .collect();
-    let queue = Arc::new(Mutex::new(work));
-    let entries = Arc::new(entries.to_vec());
-    let tables = Arc::new(tables.to_vec());
-    let mut workers = Vec::new();
-    for _ in 0..jobs {
-        let (queue, entries, tables, repo, target, cancel) = (
-            queue.clone(),
-            entries.clone(),
-            tables.clone(),
-            repo.clone(),
-            options.target.clone(),
-            cancel.clone(),
-        );
-        workers.push(tokio::spawn(async move {
-            let mut db = Database::connect(&target, OpenMode::ReadWrite).await?;
-            match engine {
-                Engine::Mysql => {
-                    db.execute_statement("SET FOREIGN_KEY_CHECKS = 0, UNIQUE_CHECKS = 0")
-                        .await?
-                }
-                Engine::Sqlite => db.execute_statement("PRAGMA foreign_keys = OFF").await?,
-                // Constraints and triggers come after the data: nothing to switch off.
-                Engine::Postgres => {}
+    let mut db = Database::connect(&options.target, OpenMode::ReadWrite).await?;
+    db.execute_statement("PRAGMA foreign_keys = OFF").await?;
+    for (entry, table) in entries.iter().zip(tables) {
+        for first in (0..entry.chunks.len()).step_by(RUN) {
+            if cancel.is_cancelled() {
+                return Err(BackupError::Cancelled);
             }
-            loop {
-                let Some((i, first)) = queue
-                    .lock()
-                    .expect("the queue is never poisoned")
-                    .pop_front()
-                else {
-                    break;
-                };
-                if cancel.is_cancelled() {
-                    return Err(BackupError::Cancelled);
-                }
-                let (mut rx, producer) = read_run(&repo, &entries[i], &tables[i], first);
-                let written = db.write_stream(&tables[i], &mut rx).await;
-                drop(rx);
-                let produced = producer.await.map_err(|e| BackupError::Corrupt {
-                    what: e.to_string(),
-                })?;
-                produced?;
-                written?;
-            }
-            db.close().await;
-            Ok::<(), BackupError>(())
-        }));
-    }
-    let mut first = None;
-    for w in workers {
-        let r = w.await.map_err(|e| BackupError::Corrupt {
-            what: format!("a restore worker failed: {e}"),
-        });
-        if let Err(e) = r.and_then(|r| r) {
-            cancel.cancel();
-            first.get_or_insert(e);
+            let (mut rx, producer) = read_run(repo, entry, table, first);
+            let written = db.write_stream(table, &mut rx).await;
+            drop(rx);
+            producer.await.map_err(|e| BackupError::Corrupt {
+                what: e.to_string(),
+            })??;
+            written?;
         }
     }
-    first.map_or(Ok(()), Err)
+    db.close().await;
+    Ok(())
 }
 
 /// Chunks of one table read in a run of [`RUN`]: decompressed and decoded on a blocking thread
