@@ -227,3 +227,161 @@ impl Drop for TestDb {
         .join();
     }
 }
+
+/// A PostgreSQL server of one test's own, started from the machine's binaries in a temporary
+/// directory: for tests that stop the server, which the shared one must survive. Stopped
+/// (immediately) when dropped.
+pub struct OwnPgServer {
+    pub url: String,
+    child: Option<std::process::Child>,
+    dir: tempfile::TempDir,
+}
+
+impl OwnPgServer {
+    /// Runs initdb and starts the server on a free port; panics with the server's log when
+    /// either fails.
+    pub fn start() -> Self {
+        use std::process::{Command, Stdio};
+        let bindir = pg_bindir();
+        let dir = tempfile::Builder::new()
+            .prefix("upkeep-own-pg")
+            .tempdir_in("/tmp")
+            .expect("a temporary directory");
+        // initdb and postgres refuse to run as root: run them as the postgres user.
+        let as_user: Vec<String> = if is_root() {
+            Command::new("chown")
+                .args(["postgres:", &dir.path().display().to_string()])
+                .status()
+                .expect("chown runs");
+            vec![
+                "runuser".into(),
+                "-u".into(),
+                "postgres".into(),
+                "--".into(),
+            ]
+        } else {
+            Vec::new()
+        };
+        let run = |program: String, args: &[String]| {
+            let mut all = as_user.clone();
+            all.push(program);
+            all.extend_from_slice(args);
+            let mut c = Command::new(&all[0]);
+            c.args(&all[1..]);
+            c
+        };
+        let data = dir.path().join("data").display().to_string();
+        let out = run(
+            format!("{bindir}/initdb"),
+            &[
+                "-D".into(),
+                data.clone(),
+                "-A".into(),
+                "trust".into(),
+                "-U".into(),
+                "postgres".into(),
+                "--no-sync".into(),
+            ],
+        )
+        .output()
+        .expect("initdb runs");
+        assert!(
+            out.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let log = std::fs::File::create(dir.path().join("postgres.log")).expect("a log file");
+        let child = run(
+            format!("{bindir}/postgres"),
+            &[
+                "-D".into(),
+                data,
+                "-p".into(),
+                port.to_string(),
+                "-k".into(),
+                dir.path().display().to_string(),
+                "-c".into(),
+                "listen_addresses=127.0.0.1".into(),
+                "-c".into(),
+                "fsync=off".into(),
+            ],
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("postgres starts");
+        let server = Self {
+            url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+            child: Some(child),
+            dir,
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "PostgreSQL did not start; its log: {}",
+                std::fs::read_to_string(server.dir.path().join("postgres.log")).unwrap_or_default()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        server
+    }
+
+    /// Stops the server at once, as a crash or `pg_ctl stop -m immediate` would: every
+    /// session is cut.
+    pub fn stop(&mut self) {
+        let pid_file = self.dir.path().join("data/postmaster.pid");
+        if let Some(pid) = std::fs::read_to_string(pid_file)
+            .ok()
+            .and_then(|s| s.lines().next().map(str::to_owned))
+        {
+            // SIGQUIT is PostgreSQL's immediate shutdown.
+            let _ = std::process::Command::new("kill")
+                .args(["-QUIT", &pid])
+                .status();
+        }
+        if let Some(mut child) = self.child.take() {
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for OwnPgServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn is_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// The directory of the newest PostgreSQL server binaries on this machine.
+fn pg_bindir() -> String {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .expect("PostgreSQL server binaries under /usr/lib/postgresql (scripts/test installs them)")
+        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+        .filter(|p| p.join("postgres").exists() && p.join("initdb").exists())
+        .collect();
+    // The newest major version: /usr/lib/postgresql/<major>/bin.
+    dirs.sort_by_key(|p| {
+        p.parent()
+            .and_then(|v| v.file_name())
+            .and_then(|v| v.to_str())
+            .and_then(|v| v.split('.').next())
+            .and_then(|v| v.parse::<u32>().ok())
+            .unwrap_or(0)
+    });
+    dirs.pop()
+        .expect("initdb and postgres under /usr/lib/postgresql/*/bin")
+        .display()
+        .to_string()
+}

@@ -164,6 +164,56 @@ async fn pg_connection_lost_during_backup_exits_1_without_a_snapshot() {
     assert_eq!(files_under(&repo.path().join("snapshots")), 0);
 }
 
+#[tokio::test]
+async fn pg_server_stopped_during_backup_exits_1_without_a_snapshot() {
+    // A server of this test's own, stopped for real (immediate shutdown) mid-backup.
+    let mut server = upkeep_test_support::OwnPgServer::start();
+    let target = upkeep_db::Target::parse(&server.url, None).unwrap();
+    let mut conn = upkeep_db::Database::connect(&target, upkeep_db::OpenMode::ReadWrite)
+        .await
+        .unwrap();
+    conn.execute_script(
+        "CREATE TABLE events (id bigint PRIMARY KEY, payload text);
+         INSERT INTO events SELECT g, repeat(md5(g::text), 6) FROM generate_series(1, 400000) g;",
+    )
+    .await
+    .unwrap();
+    conn.close().await;
+    let repo = tempfile::tempdir().unwrap();
+    let (url, repo_path) = (server.url.clone(), repo.path().to_owned());
+    let child = std::thread::spawn(move || {
+        Command::new(env!("CARGO_BIN_EXE_upkeep"))
+            .args([
+                "backup",
+                &url,
+                "--repo",
+                repo_path.to_str().unwrap(),
+                "--jobs",
+                "2",
+            ])
+            .output()
+            .unwrap()
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while files_under(&repo.path().join("chunks")) < 1 {
+        assert!(Instant::now() < deadline, "the backup stored no chunk");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    server.stop();
+    let out = tokio::task::spawn_blocking(move || child.join().unwrap())
+        .await
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.starts_with("upkeep: error:"), "{err}");
+    assert!(
+        err.contains("127.0.0.1") && (err.contains("lost the connection") || err.contains("shut")),
+        "{err}"
+    );
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    assert_eq!(files_under(&repo.path().join("snapshots")), 0);
+}
+
 #[test]
 fn restore_of_a_missing_repository_exits_5() {
     let dir = tempfile::tempdir().unwrap();
