@@ -24,7 +24,7 @@ use upkeep_db::{quote, Database, OpenMode, PlanOptions, Target};
 
 use crate::manifest::TableEntry;
 use crate::repo::Repository;
-use crate::restore::{is_index_build, read_run, RUN};
+use crate::restore::{read_run, RUN};
 use crate::BackupError;
 
 /// What the pipeline runs after the data: per table builds, and what runs once every build
@@ -95,6 +95,19 @@ impl PostData {
         }
         out
     }
+}
+
+/// Keys, checks and indexes: statements that only read their own table and can run side by
+/// side. Foreign keys, sequences, views and triggers run after them, in order.
+fn is_index_build(stmt: &str) -> bool {
+    let s = stmt.trim_start();
+    s.starts_with("CREATE INDEX")
+        || s.starts_with("CREATE UNIQUE INDEX")
+        || (s.starts_with("ALTER TABLE")
+            && !s.contains(" FOREIGN KEY ")
+            && [" PRIMARY KEY ", " UNIQUE ", " CHECK ", " EXCLUDE "]
+                .iter()
+                .any(|k| s.contains(k)))
 }
 
 /// `ALTER TABLE t ADD CONSTRAINT n PRIMARY KEY (cols)` (or `UNIQUE`) as an index build, which

@@ -1,13 +1,12 @@
 //! `upkeep restore`: schema, data by each engine's fast path, then the proof by digest.
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use upkeep_core::{Batch, Digest, Engine, LogicalType, Table, TableFilter};
-use upkeep_db::{ddl, quote, Database, DbError, OpenMode, Target};
+use upkeep_db::{ddl, quote, Database, DbError, NativeDdl, OpenMode, Target};
 
 use crate::manifest::{Manifest, TableEntry};
 use crate::repo::Repository;
@@ -86,7 +85,6 @@ pub async fn restore(
     let id = repo.resolve(&options.snapshot)?;
     let manifest = repo.load_manifest(&id)?;
     let target = &options.target;
-    let same_engine = manifest.engine == target.engine();
 
     let filter = TableFilter::new(&options.include, &options.exclude);
     let names: Vec<&upkeep_core::TableName> = manifest.tables.iter().map(|t| &t.name).collect();
@@ -129,9 +127,11 @@ pub async fn restore(
             .await?;
     }
     prepare_target(&mut admin, &options, &tables).await?;
+    let whole = entries.len() == manifest.tables.len();
+    let ddl = schema_ddl(&manifest, &tables, engine, whole);
     if options.mode != SchemaMode::DataOnly {
-        for stmt in pre_data(&manifest, &tables, engine, same_engine) {
-            admin.execute_statement(&stmt).await?;
+        for stmt in &ddl.pre_data {
+            admin.execute_statement(stmt).await?;
         }
     }
     tracing::debug!(elapsed = ?started.elapsed(), "schema created");
@@ -150,7 +150,7 @@ pub async fn restore(
         let post = if options.mode == SchemaMode::DataOnly {
             Vec::new()
         } else {
-            post_data(&manifest, &tables, engine, same_engine)
+            ddl.post_data
         };
         let (post, pages) = if engine == Engine::Postgres {
             let spelled = pipeline::spelled_names(&mut admin, &models).await?;
@@ -182,22 +182,9 @@ pub async fn restore(
     }
     tracing::debug!(elapsed = ?started.elapsed(), "data loaded");
     if options.mode != SchemaMode::DataOnly {
-        let (builds, rest): (Vec<String>, Vec<String>) =
-            post_data(&manifest, &tables, engine, same_engine)
-                .into_iter()
-                .partition(|s| is_index_build(s));
-        run_parallel(
-            target,
-            builds,
-            if engine == Engine::Sqlite {
-                1
-            } else {
-                options.jobs
-            },
-        )
-        .await?;
-        for stmt in rest {
-            admin.execute_statement(&stmt).await?;
+        // SQLite has one writer, and --schema-only builds on empty tables: in order.
+        for stmt in &ddl.post_data {
+            admin.execute_statement(stmt).await?;
         }
     }
     admin.close().await;
@@ -353,101 +340,38 @@ async fn prepare_target(
     Ok(())
 }
 
-fn pre_data(
-    manifest: &Manifest,
-    tables: &[Table],
-    engine: Engine,
-    same_engine: bool,
-) -> Vec<String> {
-    if same_engine {
-        return manifest.native_ddl.pre_data.clone();
+/// The DDL that creates `tables` in `engine`. The snapshot's native DDL when all of its tables
+/// go back into their own engine; otherwise the neutral model's, in native types for the same
+/// engine and through the type mapping for another, with foreign keys only between the
+/// restored tables.
+fn schema_ddl(manifest: &Manifest, tables: &[Table], engine: Engine, whole: bool) -> NativeDdl {
+    let same_engine = manifest.engine == engine;
+    if same_engine && whole {
+        return manifest.native_ddl.clone();
     }
-    let mut out = Vec::new();
+    let mut ddl = NativeDdl::new(engine);
     if engine == Engine::Postgres {
         let mut schemas: Vec<&str> = tables
             .iter()
             .filter_map(|t| t.name.schema.as_deref())
             .collect();
+        schemas.sort_unstable();
         schemas.dedup();
-        out.extend(
+        ddl.pre_data.extend(
             schemas
                 .iter()
                 .map(|s| format!("CREATE SCHEMA IF NOT EXISTS {}", quote::ident(engine, s))),
         );
     }
-    out.extend(tables.iter().map(|t| ddl::create_table(engine, t, false)));
-    out
-}
-
-fn post_data(
-    manifest: &Manifest,
-    tables: &[Table],
-    engine: Engine,
-    same_engine: bool,
-) -> Vec<String> {
-    if same_engine {
-        return manifest.native_ddl.post_data.clone();
+    for t in tables {
+        let mut t = t.clone();
+        t.foreign_keys
+            .retain(|fk| tables.iter().any(|o| o.name == fk.references));
+        ddl.pre_data
+            .push(ddl::create_table(engine, &t, same_engine));
+        ddl.post_data.extend(ddl::post_load(engine, &t));
     }
-    tables
-        .iter()
-        .flat_map(|t| ddl::post_load(engine, t))
-        .collect()
-}
-
-/// Keys, checks and indexes: statements that only read their own table and can run side by
-/// side. Foreign keys, sequences, views and triggers run after them, in order.
-pub(crate) fn is_index_build(stmt: &str) -> bool {
-    let s = stmt.trim_start();
-    s.starts_with("CREATE INDEX")
-        || s.starts_with("CREATE UNIQUE INDEX")
-        || (s.starts_with("ALTER TABLE")
-            && !s.contains(" FOREIGN KEY ")
-            && [" PRIMARY KEY ", " UNIQUE ", " CHECK ", " EXCLUDE "]
-                .iter()
-                .any(|k| s.contains(k)))
-}
-
-/// Runs statements on `jobs` connections at once.
-async fn run_parallel(
-    target: &Target,
-    statements: Vec<String>,
-    jobs: usize,
-) -> Result<(), BackupError> {
-    if statements.is_empty() {
-        return Ok(());
-    }
-    let queue = Arc::new(Mutex::new(
-        statements.into_iter().collect::<VecDeque<String>>(),
-    ));
-    let mut workers = Vec::new();
-    for _ in 0..jobs.max(1) {
-        let (queue, target) = (queue.clone(), target.clone());
-        workers.push(tokio::spawn(async move {
-            let mut db = Database::connect(&target, OpenMode::ReadWrite).await?;
-            loop {
-                let Some(stmt) = queue
-                    .lock()
-                    .expect("the queue is never poisoned")
-                    .pop_front()
-                else {
-                    break;
-                };
-                db.execute_statement(&stmt).await?;
-            }
-            db.close().await;
-            Ok::<(), BackupError>(())
-        }));
-    }
-    let mut first = None;
-    for w in workers {
-        let r = w.await.map_err(|e| BackupError::Corrupt {
-            what: format!("an index build failed: {e}"),
-        });
-        if let Err(e) = r.and_then(|r| r) {
-            first.get_or_insert(e);
-        }
-    }
-    first.map_or(Ok(()), Err)
+    ddl
 }
 
 /// Chunks loaded by one statement (one COPY on PostgreSQL).

@@ -55,19 +55,18 @@ impl Session {
         }
     }
 
-    /// Runs a query whose columns are all text (or NULL) and returns its rows.
+    /// Runs a query and returns its rows with every value as text (or NULL); `context` names
+    /// what the query is for in an error.
     pub(crate) async fn query_text(
         &mut self,
         target: &Target,
         sql: &str,
+        context: &str,
     ) -> Result<Vec<Vec<Option<String>>>, DbError> {
         use sqlx::{Executor, Row};
         match self {
             Self::Pg(c) => {
-                let rows = c
-                    .fetch_all(sql)
-                    .await
-                    .map_err(pg::err(target, "planning chunks"))?;
+                let rows = c.fetch_all(sql).await.map_err(pg::err(target, context))?;
                 Ok(rows
                     .iter()
                     .map(|r| {
@@ -81,7 +80,7 @@ impl Session {
                 let rows = c
                     .fetch_all(sql)
                     .await
-                    .map_err(mysql::err(target, "planning chunks"))?;
+                    .map_err(mysql::err(target, context))?;
                 Ok(rows
                     .iter()
                     .map(|r| (0..r.columns().len()).map(|i| mysql::text(r, i)).collect())
@@ -89,13 +88,13 @@ impl Session {
             }
             Self::Sqlite(c) => {
                 let path = target.sqlite_path().expect("a SQLite target has a path");
-                let e = |err| sqlite::map_err(err, path, "planning chunks");
+                let e = |err| sqlite::map_err(err, path, context);
                 let mut stmt = c.prepare(sql).map_err(e)?;
                 let n = stmt.column_count();
                 let rows = stmt
                     .query_map([], |r| {
                         (0..n)
-                            .map(|i| r.get::<_, Option<String>>(i))
+                            .map(|i| r.get_ref(i).map(sqlite::value_text))
                             .collect::<Result<Vec<_>, _>>()
                     })
                     .map_err(e)?
@@ -175,8 +174,10 @@ impl Database {
 
     /// The first column of the first row of a query, as text (`None` for no row or NULL).
     pub async fn query_scalar(&mut self, sql: &str) -> Result<Option<String>, DbError> {
-        let target = self.target.clone();
-        let rows = self.session.query_text(&target, sql).await?;
+        let rows = self
+            .session
+            .query_text(&self.target, sql, "running a query")
+            .await?;
         Ok(rows
             .into_iter()
             .next()
@@ -189,8 +190,12 @@ impl Database {
             "SELECT 1 FROM {} LIMIT 1",
             crate::quote::table(self.engine(), table)
         );
-        let target = self.target.clone();
-        Ok(!self.session.query_text(&target, &sql).await?.is_empty())
+        let context = format!("checking whether table {table} holds rows");
+        Ok(!self
+            .session
+            .query_text(&self.target, &sql, &context)
+            .await?
+            .is_empty())
     }
 
     /// Appends canonical rows to `table` by the engine's fast path.

@@ -53,7 +53,7 @@ pub(crate) async fn plan_table(
     let rows = match (engine, table.estimated_rows) {
         (Engine::Sqlite, _) | (_, None) => {
             let sql = format!("SELECT CAST(count(*) AS {}) FROM {name}", text_type(engine));
-            let r = session.query_text(target, &sql).await?;
+            let r = session.query_text(target, &sql, "planning chunks").await?;
             r.first()
                 .and_then(|row| row[0].as_deref())
                 .and_then(|v| v.parse().ok())
@@ -74,7 +74,7 @@ pub(crate) async fn plan_table(
         let col = quote::ident(engine, &first.name);
         let t = text_type(engine);
         let sql = format!("SELECT CAST(min({col}) AS {t}), CAST(max({col}) AS {t}) FROM {name}");
-        let r = session.query_text(target, &sql).await?;
+        let r = session.query_text(target, &sql, "planning chunks").await?;
         let parse = |i: usize| {
             r.first()
                 .and_then(|row| row[i].as_deref())
@@ -156,7 +156,7 @@ async fn sampled_bounds(
         inner.join(", "),
         from_clause(engine, table)
     );
-    let rows = session.query_text(target, &sql).await?;
+    let rows = session.query_text(target, &sql, "planning chunks").await?;
     let mut bounds = Vec::with_capacity(rows.len());
     for row in rows {
         let mut b = Vec::with_capacity(key.len());

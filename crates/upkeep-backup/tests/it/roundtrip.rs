@@ -387,3 +387,62 @@ async fn pg_edge_values_survive_the_binary_copy() {
         Some("4714-11-24 BC 10000-01-01 00:00:00.5+00")
     );
 }
+
+#[tokio::test]
+async fn sqlite_data_only_restore_refuses_tables_with_rows_then_replaces_them() {
+    let source = TestDb::new(Engine::Sqlite).await;
+    source
+        .execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT); INSERT INTO t VALUES (1, 'a'), (2, 'b');")
+        .await;
+    let repo = tempfile::tempdir().unwrap();
+    backup(&source.target, repo.path()).await;
+    let copy = TestDb::new(Engine::Sqlite).await;
+    copy.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT); INSERT INTO t VALUES (9, 'z');")
+        .await;
+    let mut options =
+        upkeep_backup::RestoreOptions::new(repo.path().to_owned(), copy.target.clone());
+    options.mode = upkeep_backup::SchemaMode::DataOnly;
+    let err = upkeep_backup::restore(options, Default::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, upkeep_backup::BackupError::NotEmpty { tables, .. } if tables == "t"),
+        "{err}"
+    );
+    let report = restore(repo.path(), &copy.target, |o| {
+        o.mode = upkeep_backup::SchemaMode::DataOnly;
+        o.clean = true;
+    })
+    .await;
+    assert!(report.verified);
+    assert_eq!(report.total_rows, 2);
+}
+
+#[tokio::test]
+async fn pg_restore_of_some_tables_creates_only_those() {
+    let source = TestDb::new(Engine::Postgres).await;
+    source
+        .execute(
+            "CREATE TABLE a (id int PRIMARY KEY); INSERT INTO a VALUES (1);
+             CREATE TABLE b (id int PRIMARY KEY, a_id int REFERENCES a(id)); INSERT INTO b VALUES (1, 1);
+             CREATE TABLE c (id int PRIMARY KEY); INSERT INTO c VALUES (1), (2);",
+        )
+        .await;
+    let repo = tempfile::tempdir().unwrap();
+    backup(&source.target, repo.path()).await;
+    let copy = TestDb::new(Engine::Postgres).await;
+    let report = restore(repo.path(), &copy.target, |o| o.include = vec!["c".into()]).await;
+    assert!(report.verified);
+    assert_eq!(report.tables.len(), 1);
+    assert_eq!(report.total_rows, 2);
+    let mut db = copy.connect().await;
+    let tables = db
+        .query_scalar(
+            "SELECT string_agg(relname, ',' ORDER BY relname) FROM pg_class \
+             WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace",
+        )
+        .await
+        .unwrap();
+    db.close().await;
+    assert_eq!(tables.as_deref(), Some("c"));
+}

@@ -73,3 +73,15 @@ pub(crate) fn execute_script(conn: &Connection, target: &Target, sql: &str) -> R
     conn.execute_batch(sql)
         .map_err(|e| map_err(e, path, "running SQL"))
 }
+
+/// Any value as text: numbers in their decimal form, text as it is, a blob read lossily as
+/// UTF-8.
+pub(crate) fn value_text(v: rusqlite::types::ValueRef<'_>) -> Option<String> {
+    use rusqlite::types::ValueRef;
+    match v {
+        ValueRef::Null => None,
+        ValueRef::Integer(i) => Some(i.to_string()),
+        ValueRef::Real(f) => Some(f.to_string()),
+        ValueRef::Text(t) | ValueRef::Blob(t) => Some(String::from_utf8_lossy(t).into_owned()),
+    }
+}
