@@ -55,6 +55,11 @@ impl BackupError {
         }
     }
 
+    /// Whether this is a cancellation, raised here or by the database layer.
+    pub fn is_cancelled(&self) -> bool {
+        self.kind() == ErrorKind::Cancelled
+    }
+
     /// Whether the data itself did not check out (exit 3), as opposed to the work failing.
     pub fn is_mismatch(&self) -> bool {
         matches!(self, Self::Mismatch { .. } | Self::Corrupt { .. })

@@ -24,7 +24,7 @@ use upkeep_db::{quote, Database, OpenMode, PlanOptions, Target};
 
 use crate::manifest::TableEntry;
 use crate::repo::Repository;
-use crate::restore::{read_run, RUN};
+use crate::restore::{load_run, RUN};
 use crate::BackupError;
 
 /// What the pipeline runs after the data: per table builds, and what runs once every build
@@ -182,8 +182,8 @@ enum Job {
 
 #[derive(Default)]
 struct TableState {
-    /// A plain table (not partitioned): its pages can be read in ranges.
-    plain: bool,
+    /// Read back by page ranges (a plain table on PostgreSQL 14+), which need no index.
+    by_pages: bool,
     runs: VecDeque<usize>,
     loading: usize,
     bytes_left: u64,
@@ -211,8 +211,6 @@ impl TableState {
 
 struct State {
     tables: Vec<TableState>,
-    /// The server reads page ranges (PostgreSQL 14 and later).
-    pages: bool,
     /// The tail: not started, running, done.
     tail: (bool, bool),
     orphans: Vec<String>,
@@ -254,14 +252,9 @@ impl State {
                 return Some(Job::Build { table: i, stmt });
             }
         }
-        let pages = self.pages;
         for (i, t) in self.tables.iter_mut().enumerate() {
             // Page ranges need no index: a table is read back as soon as it is loaded.
-            let ready = if pages && t.plain {
-                t.loaded()
-            } else {
-                t.built()
-            };
+            let ready = if t.by_pages { t.loaded() } else { t.built() };
             if ready && !t.planned && t.digesting == 0 {
                 t.digesting += 1;
                 return Some(Job::Plan { table: i });
@@ -310,7 +303,11 @@ impl State {
 
     fn fail(&mut self, e: BackupError) {
         // A cancellation is the echo of the first real error: keep the cause.
-        if self.error.is_none() || matches!(self.error, Some(BackupError::Cancelled)) {
+        if self
+            .error
+            .as_ref()
+            .is_none_or(|first| first.is_cancelled() && !e.is_cancelled())
+        {
             self.error = Some(e);
         }
     }
@@ -353,7 +350,7 @@ pub(crate) async fn run(
         .zip(&post.builds)
         .zip(&tables)
         .map(|((e, builds), t)| TableState {
-            plain: t.kind == TableKind::Table,
+            by_pages: pages && t.kind == TableKind::Table,
             runs: (0..e.chunks.len()).step_by(RUN).collect(),
             bytes_left: e.bytes,
             builds: builds.iter().cloned().collect(),
@@ -363,7 +360,6 @@ pub(crate) async fn run(
     let shared = Arc::new(Shared {
         state: Mutex::new(State {
             tables: table_states,
-            pages,
             tail: (false, false),
             orphans: post.orphan_builds,
             foreign_keys: post.foreign_keys,
@@ -449,9 +445,11 @@ async fn worker(shared: &Shared) -> Result<(), BackupError> {
 
 async fn run_job(shared: &Shared, db: &mut Database, job: Job) -> Result<(), BackupError> {
     let started = std::time::Instant::now();
-    let what = job.describe(&shared.tables);
+    let what = tracing::enabled!(tracing::Level::DEBUG).then(|| job.describe(&shared.tables));
     run_job_inner(shared, db, job).await?;
-    tracing::debug!(took = ?started.elapsed(), at = ?shared.started.elapsed(), "{what}");
+    if let Some(what) = what {
+        tracing::debug!(took = ?started.elapsed(), at = ?shared.started.elapsed(), "{what}");
+    }
     Ok(())
 }
 
@@ -474,14 +472,8 @@ impl Job {
 async fn run_job_inner(shared: &Shared, db: &mut Database, job: Job) -> Result<(), BackupError> {
     match job {
         Job::Load { table, first } => {
-            let (entry, t) = (&shared.entries[table], &shared.tables[table]);
-            let (mut rx, producer) = read_run(&shared.repo, entry, t, first);
-            let written = db.write_stream(t, &mut rx).await;
-            drop(rx);
-            producer.await.map_err(|e| BackupError::Corrupt {
-                what: e.to_string(),
-            })??;
-            written?;
+            let entry = &shared.entries[table];
+            load_run(db, &shared.repo, entry, &shared.tables[table], first).await?;
             let bytes: u64 = entry
                 .chunks
                 .iter()
@@ -505,7 +497,7 @@ async fn run_job_inner(shared: &Shared, db: &mut Database, job: Job) -> Result<(
         }
         Job::Plan { table } => {
             let t = &shared.tables[table];
-            let pages = if shared.lock().pages {
+            let pages = if shared.lock().tables[table].by_pages {
                 db.page_count(t).await?
             } else {
                 None
@@ -586,25 +578,43 @@ async fn run_job_inner(shared: &Shared, db: &mut Database, job: Job) -> Result<(
 }
 
 /// Each table's name as PostgreSQL's `quote_ident` spells it (`public."Order"`), which is how
-/// the native DDL names tables.
+/// the native DDL names tables: one query for all of them.
 pub(crate) async fn spelled_names(
     db: &mut Database,
     tables: &[Table],
 ) -> Result<Vec<String>, BackupError> {
-    let mut out = Vec::with_capacity(tables.len());
-    for t in tables {
-        // The model leaves `public` out of table names.
-        let sql = format!(
-            "SELECT quote_ident({}) || '.' || quote_ident({})",
-            quote::literal(
-                Engine::Postgres,
-                t.name.schema.as_deref().unwrap_or("public")
-            ),
-            quote::literal(Engine::Postgres, &t.name.name)
-        );
-        out.push(db.query_scalar(&sql).await?.unwrap_or_default());
+    if tables.is_empty() {
+        return Ok(Vec::new());
     }
-    Ok(out)
+    // The model leaves `public` out of table names.
+    let rows: Vec<String> = tables
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            format!(
+                "({i}, {}, {})",
+                quote::literal(
+                    Engine::Postgres,
+                    t.name.schema.as_deref().unwrap_or("public")
+                ),
+                quote::literal(Engine::Postgres, &t.name.name)
+            )
+        })
+        .collect();
+    let sql = format!(
+        "SELECT json_agg(quote_ident(s) || '.' || quote_ident(t) ORDER BY i)::text \
+         FROM (VALUES {}) AS v(i, s, t)",
+        rows.join(", ")
+    );
+    let json = db.query_scalar(&sql).await?.unwrap_or_default();
+    serde_json::from_str(&json).map_err(|e| {
+        upkeep_db::DbError::Query {
+            target: db.target().display().to_owned(),
+            context: "spelling table names".to_owned(),
+            message: e.to_string(),
+        }
+        .into()
+    })
 }
 
 #[cfg(test)]

@@ -166,10 +166,7 @@ pub struct Repository {
 
 /// A chunk's id: the lowercase hex SHA-256 of its stored (uncompressed, compact) content.
 pub fn chunk_id(content: &[u8]) -> String {
-    Sha256::digest(content)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(Sha256::digest(content))
 }
 
 fn chunk_key(id: &str) -> String {
@@ -245,10 +242,6 @@ impl Repository {
 
     pub fn location(&self) -> String {
         self.backend.location()
-    }
-
-    pub fn backend(&self) -> &Arc<dyn Backend> {
-        &self.backend
     }
 
     pub fn has_chunk(&self, id: &str) -> Result<bool, BackupError> {

@@ -154,8 +154,7 @@ pub async fn restore(
         };
         let (post, pages) = if engine == Engine::Postgres {
             let spelled = pipeline::spelled_names(&mut admin, &models).await?;
-            let version = admin.query_scalar("SHOW server_version_num").await?;
-            let pages = version.and_then(|v| v.parse::<u32>().ok()).unwrap_or(0) >= 140_000;
+            let pages = admin.reads_page_ranges().await?;
             (pipeline::PostData::classify(post, &models, &spelled), pages)
         } else {
             // MySQL builds its keys and indexes while loading (they are in CREATE TABLE):
@@ -393,22 +392,36 @@ async fn load(
             if cancel.is_cancelled() {
                 return Err(BackupError::Cancelled);
             }
-            let (mut rx, producer) = read_run(repo, entry, table, first);
-            let written = db.write_stream(table, &mut rx).await;
-            drop(rx);
-            producer.await.map_err(|e| BackupError::Corrupt {
-                what: e.to_string(),
-            })??;
-            written?;
+            load_run(&mut db, repo, entry, table, first).await?;
         }
     }
     db.close().await;
     Ok(())
 }
 
+/// Loads the run of [`RUN`] chunks of `table` from chunk `first` through one write stream
+/// (one COPY on PostgreSQL), each chunk decompressed while the previous one is written.
+pub(crate) async fn load_run(
+    db: &mut Database,
+    repo: &Arc<Repository>,
+    entry: &TableEntry,
+    table: &Table,
+    first: usize,
+) -> Result<(), BackupError> {
+    let (mut rx, producer) = read_run(repo, entry, table, first);
+    let written = db.write_stream(table, &mut rx).await;
+    // Closing the channel lets a producer blocked on a full channel end.
+    drop(rx);
+    producer.await.map_err(|e| BackupError::Corrupt {
+        what: e.to_string(),
+    })??;
+    written?;
+    Ok(())
+}
+
 /// Chunks of one table read in a run of [`RUN`]: decompressed and decoded on a blocking thread
 /// while the caller writes the previous one. The channel holds two batches.
-pub(crate) fn read_run(
+fn read_run(
     repo: &Arc<Repository>,
     entry: &TableEntry,
     table: &Table,

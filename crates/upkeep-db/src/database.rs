@@ -247,17 +247,22 @@ impl Database {
         self.digest_where(table, tail, cancel).await
     }
 
-    /// The number of pages of a PostgreSQL table when the server can scan page ranges (TID
-    /// range scans, PostgreSQL 14 and later); `None` otherwise, for other engines and for
-    /// partitioned tables.
+    /// Whether the server reads page ranges with TID range scans (PostgreSQL 14 and later),
+    /// which [`Database::digest_pages`] needs.
+    pub async fn reads_page_ranges(&mut self) -> Result<bool, DbError> {
+        if self.engine() != upkeep_core::Engine::Postgres {
+            return Ok(false);
+        }
+        let version = self.query_scalar("SHOW server_version_num").await?;
+        Ok(version.and_then(|v| v.parse::<u32>().ok()).unwrap_or(0) >= 140_000)
+    }
+
+    /// The number of pages of a PostgreSQL table; `None` for other engines and for
+    /// partitioned tables, which store nothing themselves.
     pub async fn page_count(&mut self, table: &Table) -> Result<Option<u64>, DbError> {
         if self.engine() != upkeep_core::Engine::Postgres
             || table.kind != upkeep_core::TableKind::Table
         {
-            return Ok(None);
-        }
-        let version = self.query_scalar("SHOW server_version_num").await?;
-        if version.and_then(|v| v.parse::<u32>().ok()).unwrap_or(0) < 140_000 {
             return Ok(None);
         }
         let name = crate::quote::table(upkeep_core::Engine::Postgres, &table.name);

@@ -86,11 +86,6 @@ impl DbError {
         }
     }
 
-    /// Whether trying again later may succeed (the server went away, a lock timed out).
-    pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Unreachable { .. } | Self::ConnectionLost { .. })
-    }
-
     pub(crate) fn query(
         target: &str,
         context: impl Into<String>,

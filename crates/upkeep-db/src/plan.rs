@@ -194,12 +194,7 @@ fn text_type(engine: Engine) -> &'static str {
 }
 
 /// The WHERE predicate selecting `range` of `key` (the bounds cover a prefix of the key).
-pub(crate) fn range_predicate(
-    engine: Engine,
-    _table: &Table,
-    key: &[String],
-    range: &KeyRange,
-) -> Option<String> {
+pub(crate) fn range_predicate(engine: Engine, key: &[String], range: &KeyRange) -> Option<String> {
     let mut parts = Vec::new();
     if let Some(lo) = &range.lower {
         parts.push(compare(engine, key, lo, true));
@@ -258,29 +253,14 @@ mod tests {
             lower: Some(vec!["1".into(), "'x'".into()]),
             upper: None,
         };
-        let t = Table {
-            name: upkeep_core::TableName::unqualified("t"),
-            kind: TableKind::Table,
-            columns: vec![],
-            primary_key: None,
-            unique: vec![],
-            indexes: vec![],
-            foreign_keys: vec![],
-            checks: vec![],
-            estimated_rows: None,
-            comment: None,
-        };
         assert_eq!(
-            range_predicate(Engine::Postgres, &t, &key, &range).unwrap(),
+            range_predicate(Engine::Postgres, &key, &range).unwrap(),
             "(\"a\", \"b\") >= (1, 'x')"
         );
         assert_eq!(
-            range_predicate(Engine::Mysql, &t, &key, &range).unwrap(),
+            range_predicate(Engine::Mysql, &key, &range).unwrap(),
             "(`a` > 1 OR (`a` = 1 AND `b` >= 'x'))"
         );
-        assert_eq!(
-            range_predicate(Engine::Sqlite, &t, &key, &KeyRange::ALL),
-            None
-        );
+        assert_eq!(range_predicate(Engine::Sqlite, &key, &KeyRange::ALL), None);
     }
 }

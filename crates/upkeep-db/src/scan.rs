@@ -297,7 +297,7 @@ async fn run_worker(
 pub(crate) fn range_tail(target: &crate::Target, table: &Table, range: &KeyRange) -> String {
     table
         .split_key()
-        .and_then(|k| plan::range_predicate(target.engine(), table, &k.columns, range))
+        .and_then(|k| plan::range_predicate(target.engine(), &k.columns, range))
         .map(|p| format!(" WHERE {p}"))
         .unwrap_or_default()
 }

@@ -1,6 +1,8 @@
 //! Writing canonical rows into MySQL/MariaDB with multi-row INSERT statements.
 
 use sqlx::mysql::MySqlConnection;
+use std::fmt::Write as _;
+
 use sqlx::Executor;
 use upkeep_core::{values, Batch, Engine, LogicalType, Table};
 
@@ -105,7 +107,9 @@ fn write_literal(
                 _ => t.parse::<f64>(),
             };
             match value {
-                Ok(f) => sql.push_str(&format!("{f:e}")),
+                Ok(f) => {
+                    let _ = write!(sql, "{f:e}");
+                }
                 Err(_) => return Err(format!("{t:?} is not a float")),
             }
         }
@@ -118,9 +122,7 @@ fn write_literal(
         }
         (L::Bytes, _) | (_, Err(_)) => {
             sql.push_str("X'");
-            for b in v {
-                sql.push_str(&format!("{b:02X}"));
-            }
+            sql.push_str(&hex::encode_upper(v));
             sql.push('\'');
         }
         (_, Ok(t)) => sql.push_str(&quote::literal(Engine::Mysql, t)),

@@ -211,8 +211,10 @@ pub(crate) async fn native_ddl(
                 pg_get_constraintdef(con.oid) \
          FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
          WHERE con.conrelid IN ({oid_list}) AND con.contype IN ('p', 'u', 'c', 'x', 'f') AND con.conislocal \
-         ORDER BY CASE con.contype WHEN 'p' THEN 0 WHEN 'f' THEN 2 ELSE 1 END, con.conrelid, con.conname"
+         ORDER BY CASE con.contype WHEN 'p' THEN 0 ELSE 1 END, con.conrelid, con.conname"
     );
+    // Foreign keys must come after the unique constraints and indexes they reference.
+    let mut foreign_keys = Vec::new();
     for row in sqlx::query(&cons)
         .fetch_all(&mut *conn)
         .await
@@ -224,7 +226,11 @@ pub(crate) async fn native_ddl(
             quote::ident(Engine::Postgres, &s(&row, 1)),
             s(&row, 3)
         );
-        ddl.post_data.push(stmt);
+        if s(&row, 2) == "f" {
+            foreign_keys.push(stmt);
+        } else {
+            ddl.post_data.push(stmt);
+        }
     }
     let idx = format!(
         "SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i \
@@ -234,13 +240,7 @@ pub(crate) async fn native_ddl(
     for row in sqlx::query(&idx).fetch_all(&mut *conn).await.map_err(e())? {
         ddl.post_data.push(s(&row, 0));
     }
-    // Foreign keys must come after the unique constraints and indexes they reference.
-    let (fks, rest): (Vec<String>, Vec<String>) = ddl
-        .post_data
-        .drain(..)
-        .partition(|st| st.contains(" FOREIGN KEY ") && st.starts_with("ALTER TABLE"));
-    ddl.post_data = rest;
-    ddl.post_data.extend(fks);
+    ddl.post_data.extend(foreign_keys);
 
     // Sequence positions, ownership, identity positions.
     for name in &seq_names {

@@ -33,10 +33,10 @@ impl Format {
         }
     }
 
-    fn trailer(&self) -> Option<&'static [u8]> {
+    fn trailer(&self) -> &'static [u8] {
         match self {
-            Self::Binary(_) => Some(copy_encode::TRAILER),
-            Self::Text => None,
+            Self::Binary(_) => copy_encode::TRAILER,
+            Self::Text => b"",
         }
     }
 
@@ -151,21 +151,7 @@ pub(crate) async fn write_batch(
     table: &Table,
     batch: &Batch,
 ) -> Result<u64, DbError> {
-    let context = format!("writing table {}", table.name);
-    let format = Format::of(table);
-    let mut buf = Vec::new();
-    format.header(&mut buf);
-    format.encode(target, table, batch, &context, &mut buf)?;
-    buf.extend_from_slice(format.trailer().unwrap_or_default());
-    let mut copy = conn
-        .copy_in_raw(&format.copy_sql(table))
-        .await
-        .map_err(err(target, &context))?;
-    if let Err(e) = copy.send(buf).await {
-        let _ = copy.abort("upkeep: send failed").await;
-        return Err(err(target, &context)(e));
-    }
-    copy.finish().await.map_err(err(target, &context))
+    copy_in(conn, target, table, Source::One(Some(batch))).await
 }
 
 /// Loads every batch the channel brings into `table` through one COPY, so the server parses
@@ -176,6 +162,22 @@ pub(crate) async fn write_stream(
     table: &Table,
     batches: &mut tokio::sync::mpsc::Receiver<Batch>,
 ) -> Result<u64, DbError> {
+    copy_in(conn, target, table, Source::Channel(batches)).await
+}
+
+/// Where one COPY's batches come from.
+enum Source<'a> {
+    One(Option<&'a Batch>),
+    Channel(&'a mut tokio::sync::mpsc::Receiver<Batch>),
+}
+
+/// One COPY of every batch of `source`.
+async fn copy_in(
+    conn: &mut PgConnection,
+    target: &Target,
+    table: &Table,
+    mut source: Source<'_>,
+) -> Result<u64, DbError> {
     let context = format!("writing table {}", table.name);
     let format = Format::of(table);
     let mut copy = conn
@@ -184,8 +186,17 @@ pub(crate) async fn write_stream(
         .map_err(err(target, &context))?;
     let mut buf = Vec::new();
     format.header(&mut buf);
-    while let Some(batch) = batches.recv().await {
-        if let Err(e) = format.encode(target, table, &batch, &context, &mut buf) {
+    loop {
+        let received;
+        let batch = match &mut source {
+            Source::One(one) => one.take(),
+            Source::Channel(rx) => {
+                received = rx.recv().await;
+                received.as_ref()
+            }
+        };
+        let Some(batch) = batch else { break };
+        if let Err(e) = format.encode(target, table, batch, &context, &mut buf) {
             let _ = copy.abort("upkeep: bad row").await;
             return Err(e);
         }
@@ -194,11 +205,10 @@ pub(crate) async fn write_stream(
             return Err(err(target, &context)(e));
         }
     }
-    if let Some(trailer) = format.trailer() {
-        if let Err(e) = copy.send(trailer).await {
-            let _ = copy.abort("upkeep: send failed").await;
-            return Err(err(target, &context)(e));
-        }
+    buf.extend_from_slice(format.trailer());
+    if let Err(e) = copy.send(buf).await {
+        let _ = copy.abort("upkeep: send failed").await;
+        return Err(err(target, &context)(e));
     }
     copy.finish().await.map_err(err(target, &context))
 }
@@ -211,9 +221,9 @@ fn write_copy_text(logical: LogicalType, value: Option<&[u8]>, buf: &mut Vec<u8>
     };
     if logical == LogicalType::Bytes {
         buf.extend_from_slice(b"\\\\x");
-        for b in v {
-            buf.extend_from_slice(format!("{b:02x}").as_bytes());
-        }
+        let start = buf.len();
+        buf.resize(start + 2 * v.len(), 0);
+        hex::encode_to_slice(v, &mut buf[start..]).expect("the buffer holds two digits a byte");
         return;
     }
     for &c in v {
