@@ -155,7 +155,7 @@ pub fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         let signal = cancel.clone();
         tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
+            if interrupted().await {
                 tracing::warn!("interrupted: stopping");
                 signal.cancel();
             }
@@ -178,6 +178,26 @@ pub fn main() -> ExitCode {
             crate::printer::error(&f.error);
             ExitCode::from(f.code)
         }
+    }
+}
+
+/// Waits for Ctrl-C, or SIGTERM (what systemd and `kill` send): either stops the work
+/// cleanly with exit code 130. False when no signal can be watched.
+async fn interrupted() -> bool {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut term) = signal(SignalKind::terminate()) else {
+            return tokio::signal::ctrl_c().await.is_ok();
+        };
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r.is_ok(),
+            r = term.recv() => r.is_some(),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await.is_ok()
     }
 }
 

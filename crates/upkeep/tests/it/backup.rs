@@ -117,6 +117,53 @@ async fn pg_killed_backup_leaves_no_snapshot_and_the_next_reuses_its_chunks() {
 }
 
 #[tokio::test]
+async fn pg_backup_stopped_by_a_signal_exits_130_without_a_snapshot() {
+    // SIGTERM is what systemd and kill send, SIGINT is Ctrl-C: both stop the run cleanly.
+    let db = big_pg_table().await;
+    for signal in ["TERM", "INT"] {
+        let repo = tempfile::tempdir().unwrap();
+        let url = db.target.secret_url().to_owned();
+        let repo_path = repo.path().to_owned();
+        let out = tokio::task::spawn_blocking(move || {
+            let child = Command::new(env!("CARGO_BIN_EXE_upkeep"))
+                .args([
+                    "backup",
+                    &url,
+                    "--repo",
+                    repo_path.to_str().unwrap(),
+                    "--jobs",
+                    "2",
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while files_under(&repo_path.join("chunks")) < 1 {
+                assert!(Instant::now() < deadline, "the backup stored no chunk");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            let sent = Command::new("kill")
+                .args([format!("-{signal}"), child.id().to_string()])
+                .status()
+                .unwrap();
+            assert!(sent.success());
+            child.wait_with_output().unwrap()
+        })
+        .await
+        .unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(130), "SIG{signal}: {err}");
+        assert!(err.contains("upkeep: error:"), "SIG{signal}: {err}");
+        assert_eq!(
+            files_under(&repo.path().join("snapshots")),
+            0,
+            "SIG{signal} left a snapshot"
+        );
+    }
+}
+
+#[tokio::test]
 async fn pg_connection_lost_during_backup_exits_1_without_a_snapshot() {
     let db = big_pg_table().await;
     let repo = tempfile::tempdir().unwrap();
