@@ -40,6 +40,15 @@ async fn dedup(engine: Engine) {
         ratio * 100.0
     );
     assert_eq!(third.total_rows, 202_000);
+    // The changes were stored: the third snapshot restores to the changed table.
+    assert!(third.chunks_new > 0 && third.bytes_stored > 0, "{engine}");
+    let copy = TestDb::new(engine).await;
+    let restored = crate::restore(repo.path(), &copy.target, |o| {
+        o.snapshot.clone_from(&third.snapshot);
+    })
+    .await;
+    assert!(restored.verified, "{engine}");
+    assert_eq!(restored.total_rows, 202_000, "{engine}");
 }
 
 /// 200,000 rows of ~140 bytes.

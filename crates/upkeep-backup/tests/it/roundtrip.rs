@@ -258,6 +258,12 @@ async fn pg_sqlite_cross_engine_restores_prove_themselves() {
     let report = restore(repo.path(), &sqlite.target, |_| {}).await;
     assert!(report.verified, "PostgreSQL → SQLite");
     assert_eq!(report.total_rows, 15_607);
+    // Chinook's types all have a SQLite equivalent: nothing to list.
+    assert!(
+        report.lossy_conversions.is_empty(),
+        "{:?}",
+        report.lossy_conversions
+    );
 
     let sqlite_src = TestDb::new(Engine::Sqlite).await;
     sqlite_src.load_chinook().await;
@@ -281,9 +287,27 @@ async fn pg_to_sqlite_lossy_decimals_are_caught_by_the_digest() {
         .await
         .unwrap_err();
     assert!(err.is_mismatch(), "{err}");
+    assert!(
+        matches!(&err, upkeep_backup::BackupError::Mismatch { .. }),
+        "a digest mismatch, not damage: {err}"
+    );
     let msg = err.to_string();
     assert!(msg.contains("all_types"), "{msg}");
     assert!(!msg.contains("numbers"), "{msg}");
+    // The tables that fit restore, and the report lists what the mapping changed.
+    let sqlite = TestDb::new(Engine::Sqlite).await;
+    let report = restore(repo.path(), &sqlite.target, |o| {
+        o.include = vec!["numbers".into(), "float_specials".into()];
+    })
+    .await;
+    assert!(report.verified);
+    assert_eq!(
+        report.lossy_conversions,
+        [
+            "float_specials.f_decimal (numeric): SQLite keeps about 15 significant digits of a decimal",
+            "numbers.is_even (boolean): boolean becomes an integer 0/1"
+        ]
+    );
 }
 
 async fn chinook_roundtrip(engine: Engine) {

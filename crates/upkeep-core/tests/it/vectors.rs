@@ -128,7 +128,10 @@ fn every_row_and_table_vector_digests_as_the_reference() {
             encoded
         })
         .collect();
-    for table in v["tables"].as_array().unwrap() {
+    assert!(!rows.is_empty(), "the spec has row vectors");
+    let tables = v["tables"].as_array().unwrap();
+    assert!(!tables.is_empty(), "the spec has table vectors");
+    for table in tables {
         let mut d = Digest::default();
         for i in table["rows"].as_array().unwrap() {
             d.add_row(&rows[usize::try_from(i.as_u64().unwrap()).unwrap()]);
