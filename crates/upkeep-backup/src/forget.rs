@@ -1,7 +1,7 @@
 //! `upkeep forget`: retention as restic does it, and `--prune` of unreferenced chunks under an
 //! exclusive lock, so it never races a running backup.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Datelike};
 use serde::{Deserialize, Serialize};
@@ -41,13 +41,24 @@ pub fn forget(options: &ForgetOptions) -> Result<ForgetReport, BackupError> {
     } else {
         Some(repo.lock(options.prune)?)
     };
+    // Each manifest is read once: its time for the policy, its chunks for the prune.
     let mut snaps: Vec<(String, DateTime<chrono::FixedOffset>)> = Vec::new();
+    let mut chunks_of: HashMap<String, Vec<String>> = HashMap::new();
     for id in repo.snapshot_ids()? {
         let m = repo.load_manifest(&id)?;
         let at =
             DateTime::parse_from_rfc3339(&m.finished_at).map_err(|e| BackupError::Corrupt {
                 what: format!("snapshot {id} has a bad finished_at: {e}"),
             })?;
+        if options.prune {
+            chunks_of.insert(
+                id.clone(),
+                m.tables
+                    .into_iter()
+                    .flat_map(|t| t.chunks.into_iter().map(|c| c.id))
+                    .collect(),
+            );
+        }
         snaps.push((id, at));
     }
     // Newest first.
@@ -93,15 +104,12 @@ pub fn forget(options: &ForgetOptions) -> Result<ForgetReport, BackupError> {
         }
     }
     if options.prune {
-        let mut referenced: HashSet<String> = HashSet::new();
-        for id in &report.keep {
-            let m = repo.load_manifest(id)?;
-            referenced.extend(
-                m.tables
-                    .iter()
-                    .flat_map(|t| t.chunks.iter().map(|c| c.id.clone())),
-            );
-        }
+        let referenced: HashSet<&String> = report
+            .keep
+            .iter()
+            .filter_map(|id| chunks_of.get(id))
+            .flatten()
+            .collect();
         for id in repo.list_chunks()? {
             if !referenced.contains(&id) {
                 report.pruned_chunks += 1;

@@ -1,6 +1,6 @@
 //! `upkeep verify` and `upkeep snapshots`.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
@@ -88,7 +88,7 @@ pub async fn verify(
             .collect::<Result<_, _>>()?
     };
     ids.sort();
-    let mut checked: HashSet<String> = HashSet::new();
+    let mut checks = ChunkChecks::default();
     let mut snapshots = Vec::new();
     for id in ids {
         let mut problems = Vec::new();
@@ -96,7 +96,7 @@ pub async fn verify(
             Err(e @ BackupError::Corrupt { .. }) => problems.push(e.to_string()),
             Err(e) => return Err(e),
             Ok(m) => {
-                check_snapshot(&repo, &m, options.read_data, &mut checked, &mut problems)?;
+                check_snapshot(&repo, &m, options.read_data, &mut checks, &mut problems)?;
                 if let Some(target) = &options.against {
                     compare_live(&m, target, options.jobs, cancel.clone(), &mut problems).await?;
                 }
@@ -111,16 +111,31 @@ pub async fn verify(
     Ok(VerifyReport {
         repository: repo.location(),
         ok: snapshots.iter().all(|s| s.ok),
-        chunks_checked: checked.len() as u64,
+        chunks_checked: checks.chunks_read(),
         snapshots,
     })
+}
+
+/// What was learnt of each chunk, so that a chunk shared by many snapshots (the usual case)
+/// is looked up or read once.
+#[derive(Default)]
+struct ChunkChecks {
+    present: HashMap<String, bool>,
+    /// (chunk, columns) → the digest and row count of its rows, or what is wrong with it.
+    read: HashMap<(String, usize), Result<(Digest, usize), String>>,
+}
+
+impl ChunkChecks {
+    fn chunks_read(&self) -> u64 {
+        self.read.len() as u64
+    }
 }
 
 fn check_snapshot(
     repo: &Repository,
     m: &Manifest,
     read_data: bool,
-    checked: &mut HashSet<String>,
+    checks: &mut ChunkChecks,
     problems: &mut Vec<String>,
 ) -> Result<(), BackupError> {
     for t in &m.tables {
@@ -129,41 +144,53 @@ fn check_snapshot(
         let mut complete = true;
         for c in &t.chunks {
             if !read_data {
-                if !repo.has_chunk(&c.id)? {
+                let present = match checks.present.get(&c.id) {
+                    Some(&p) => p,
+                    None => {
+                        let p = repo.has_chunk(&c.id)?;
+                        checks.present.insert(c.id.clone(), p);
+                        p
+                    }
+                };
+                if !present {
                     problems.push(format!("table {}: chunk {} is missing", t.name, c.id));
                     complete = false;
                 }
                 continue;
             }
-            checked.insert(c.id.clone());
-            match repo.get_chunk(&c.id, c.bytes) {
-                Ok(content) => match Batch::from_encoded(content, columns) {
-                    Ok(batch) if u64::try_from(batch.len()).ok() == Some(c.rows) => {
-                        batch.rows().for_each(|r| digest.add_row(r));
-                    }
-                    Ok(batch) => {
-                        problems.push(format!(
-                            "table {}: chunk {} holds {} rows, the manifest says {}",
-                            t.name,
-                            c.id,
-                            batch.len(),
-                            c.rows
-                        ));
-                        complete = false;
-                    }
-                    Err(e) => {
-                        problems.push(format!(
-                            "table {}: chunk {} has malformed rows: {e}",
-                            t.name, c.id
-                        ));
-                        complete = false;
-                    }
-                },
-                Err(BackupError::Corrupt { what }) => {
+            let key = (c.id.clone(), columns);
+            let read = match checks.read.get(&key) {
+                Some(r) => r.clone(),
+                None => {
+                    let r = match repo.get_chunk(&c.id, c.bytes) {
+                        Ok(content) => match Batch::from_encoded(content, columns) {
+                            Ok(batch) => {
+                                let mut d = Digest::default();
+                                batch.rows().for_each(|r| d.add_row(r));
+                                Ok((d, batch.len()))
+                            }
+                            Err(e) => Err(format!("chunk {} has malformed rows: {e}", c.id)),
+                        },
+                        Err(BackupError::Corrupt { what }) => Err(what),
+                        Err(e) => return Err(e),
+                    };
+                    checks.read.insert(key, r.clone());
+                    r
+                }
+            };
+            match read {
+                Ok((d, rows)) if u64::try_from(rows).ok() == Some(c.rows) => digest.merge(&d),
+                Ok((_, rows)) => {
+                    problems.push(format!(
+                        "table {}: chunk {} holds {rows} rows, the manifest says {}",
+                        t.name, c.id, c.rows
+                    ));
+                    complete = false;
+                }
+                Err(what) => {
                     problems.push(format!("table {}: {what}", t.name));
                     complete = false;
                 }
-                Err(e) => return Err(e),
             }
         }
         if read_data && complete && digest != t.digest {

@@ -147,3 +147,22 @@ async fn sqlite_restore_from_a_damaged_chunk_fails_by_name() {
     assert!(matches!(err, BackupError::Corrupt { .. }), "{err}");
     assert!(err.to_string().contains("chunk"), "{err}");
 }
+
+#[tokio::test]
+async fn sqlite_chunks_shared_by_snapshots_are_read_once_and_a_damaged_one_names_each() {
+    let (db, repo) = fresh_repo().await;
+    backup(&db.target, repo.path()).await; // unchanged: every chunk shared
+    let chunks = chunk_files(repo.path());
+    let report = verify(repo.path(), true).await;
+    assert!(report.ok);
+    assert_eq!(report.snapshots.len(), 2);
+    assert_eq!(report.chunks_checked, chunks.len() as u64);
+    // A damaged shared chunk is named in both snapshots.
+    std::fs::write(&chunks[0], b"not zstd").unwrap();
+    let report = verify(repo.path(), true).await;
+    assert!(
+        report.snapshots.iter().all(|s| !s.ok),
+        "{}",
+        problems(&report)
+    );
+}
