@@ -79,60 +79,73 @@ struct TaskState {
     digest: Digest,
 }
 
-/// Cuts one worker's rows into chunks and stores the new ones.
-struct ChunkSink {
-    repo: Arc<Repository>,
-    level: i32,
-    open: HashMap<(usize, usize), TaskState>,
-    done: Vec<((usize, usize), TaskState)>,
+/// What one worker read and stored.
+#[derive(Clone, Copy, Debug, Default)]
+struct Stats {
     bytes_read: u64,
     bytes_stored: u64,
     chunks_new: u64,
 }
 
-impl ChunkSink {
-    fn store(&mut self, key: (usize, usize), chunk: RawChunk) -> Result<(), BackupError> {
-        let (id, written) = self.repo.put_chunk(&chunk.content, self.level)?;
-        if written > 0 {
-            self.chunks_new += 1;
-            self.bytes_stored += written;
-        }
-        let bytes = u64::try_from(chunk.content.len()).unwrap_or(u64::MAX);
-        self.open
-            .get_mut(&key)
-            .expect("the task is open")
-            .refs
-            .push(ChunkRef {
-                id,
-                rows: chunk.rows,
-                bytes,
-            });
-        Ok(())
+impl std::ops::AddAssign for Stats {
+    fn add_assign(&mut self, o: Self) {
+        self.bytes_read += o.bytes_read;
+        self.bytes_stored += o.bytes_stored;
+        self.chunks_new += o.chunks_new;
     }
+}
 
-    fn state(&mut self, key: (usize, usize)) -> &mut TaskState {
-        let c = self.repo.config();
-        let (min, target, max) = (c.chunk_min_bytes, c.chunk_target_bytes, c.chunk_max_bytes);
-        self.open.entry(key).or_insert_with(|| TaskState {
-            chunker: RowChunker::new(min, target, max),
-            refs: Vec::new(),
-            digest: Digest::default(),
-        })
+/// Cuts one worker's rows into chunks and stores the new ones.
+struct ChunkSink {
+    repo: Arc<Repository>,
+    level: i32,
+    /// Chunk sizes: min, target, max.
+    sizes: (usize, usize, usize),
+    open: HashMap<(usize, usize), TaskState>,
+    done: Vec<((usize, usize), TaskState)>,
+    stats: Stats,
+}
+
+/// Stores `chunk` (when the repository lacks it) and adds it to the task's chunk list.
+fn store(
+    repo: &Repository,
+    level: i32,
+    stats: &mut Stats,
+    state: &mut TaskState,
+    chunk: RawChunk,
+) -> Result<(), BackupError> {
+    let (id, written) = repo.put_chunk(&chunk.content, level)?;
+    if written > 0 {
+        stats.chunks_new += 1;
+        stats.bytes_stored += written;
     }
+    state.refs.push(ChunkRef {
+        id,
+        rows: chunk.rows,
+        bytes: u64::try_from(chunk.content.len()).unwrap_or(u64::MAX),
+    });
+    Ok(())
 }
 
 impl BatchSink for ChunkSink {
     type Error = BackupError;
 
     fn batch(&mut self, task: &ScanTask, batch: Batch) -> Result<(), BackupError> {
-        let key = (task.table, task.chunk);
-        self.bytes_read += u64::try_from(batch.byte_len()).unwrap_or(u64::MAX);
+        self.stats.bytes_read += u64::try_from(batch.byte_len()).unwrap_or(u64::MAX);
+        let (min, target, max) = self.sizes;
+        let state = self
+            .open
+            .entry((task.table, task.chunk))
+            .or_insert_with(|| TaskState {
+                chunker: RowChunker::new(min, target, max),
+                refs: Vec::new(),
+                digest: Digest::default(),
+            });
         for row in batch.rows() {
             let hash = row_hash(row);
-            let state = self.state(key);
             state.digest.add_hash(&hash);
             if let Some(chunk) = state.chunker.push(row, &hash) {
-                self.store(key, chunk)?;
+                store(&self.repo, self.level, &mut self.stats, state, chunk)?;
             }
         }
         Ok(())
@@ -145,11 +158,13 @@ impl BatchSink for ChunkSink {
         _irregular: u64,
     ) -> Result<(), BackupError> {
         let key = (task.table, task.chunk);
-        if let Some(last) = self.state(key).chunker.finish() {
-            self.store(key, last)?;
+        // A chunk without rows never opened a state: it adds nothing.
+        if let Some(mut state) = self.open.remove(&key) {
+            if let Some(last) = state.chunker.finish() {
+                store(&self.repo, self.level, &mut self.stats, &mut state, last)?;
+            }
+            self.done.push((key, state));
         }
-        let state = self.open.remove(&key).expect("the task is open");
-        self.done.push((key, state));
         Ok(())
     }
 }
@@ -183,7 +198,11 @@ pub async fn backup(
     let (manifest, sinks_stats, warnings) = result?;
     // The manifest goes last: a run killed before this line leaves chunks, never a snapshot.
     repo.put_manifest(&manifest)?;
-    let (bytes_read, bytes_stored, chunks_new) = sinks_stats;
+    let Stats {
+        bytes_read,
+        bytes_stored,
+        chunks_new,
+    } = sinks_stats;
     let tables: Vec<TableBackup> = manifest
         .tables
         .iter()
@@ -225,7 +244,7 @@ async fn run(
     progress: Arc<dyn Progress>,
     cancel: CancellationToken,
     started_at: &str,
-) -> Result<(Manifest, (u64, u64, u64), Vec<String>), BackupError> {
+) -> Result<(Manifest, Stats, Vec<String>), BackupError> {
     let target = &options.target;
     let filter = TableFilter::new(&options.include, &options.exclude);
     let names: Vec<&upkeep_core::TableName> =
@@ -274,16 +293,19 @@ async fn run(
             range,
         }));
     }
-    let level = repo.config().zstd_level;
+    let c = repo.config();
+    let (level, sizes) = (
+        c.zstd_level,
+        (c.chunk_min_bytes, c.chunk_target_bytes, c.chunk_max_bytes),
+    );
     let sinks: Vec<ChunkSink> = (0..snapshot.workers())
         .map(|_| ChunkSink {
             repo: repo.clone(),
             level,
+            sizes,
             open: HashMap::new(),
             done: Vec::new(),
-            bytes_read: 0,
-            bytes_stored: 0,
-            chunks_new: 0,
+            stats: Stats::default(),
         })
         .collect();
     let scan_options = ScanOptions {
@@ -307,11 +329,9 @@ async fn run(
         ScanError::Sink(e) => e,
     })?;
     let mut done: HashMap<(usize, usize), TaskState> = HashMap::new();
-    let (mut bytes_read, mut bytes_stored, mut chunks_new) = (0, 0, 0);
+    let mut stats = Stats::default();
     for sink in sinks {
-        bytes_read += sink.bytes_read;
-        bytes_stored += sink.bytes_stored;
-        chunks_new += sink.chunks_new;
+        stats += sink.stats;
         done.extend(sink.done);
     }
     let mut entries = Vec::with_capacity(tables.len());
@@ -338,9 +358,9 @@ async fn run(
         rand::random::<u32>()
     );
     let mut schema = snapshot.schema().clone();
-    schema
-        .tables
-        .retain(|t| tables.iter().any(|x| x.name == t.name));
+    let selected: std::collections::HashSet<&upkeep_core::TableName> =
+        tables.iter().map(|t| &t.name).collect();
+    schema.tables.retain(|t| selected.contains(&t.name));
     let manifest = Manifest {
         format: MANIFEST_FORMAT.into(),
         version: MANIFEST_VERSION,
@@ -358,5 +378,5 @@ async fn run(
         native_ddl,
         tables: entries,
     };
-    Ok((manifest, (bytes_read, bytes_stored, chunks_new), warnings))
+    Ok((manifest, stats, warnings))
 }
