@@ -177,11 +177,6 @@ impl BatchBuilder {
         self.row_start = self.batch.data.len();
     }
 
-    /// Drops the values written since the last `end_row`.
-    pub fn abandon_row(&mut self) {
-        self.batch.data.truncate(self.row_start);
-    }
-
     pub fn is_full(&self) -> bool {
         self.batch.ends.len() >= self.max_rows || self.batch.data.len() >= self.max_bytes
     }

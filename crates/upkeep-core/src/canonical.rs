@@ -170,47 +170,32 @@ pub fn write_decimal_parts(neg: bool, a: &[u8], b: &[u8], mut exp: i64, out: &mu
 
 /// Appends the shortest round-trip text of a 64-bit float, in positional notation.
 pub fn write_f64(value: f64, out: &mut Vec<u8>) {
-    write_float(
-        value,
-        value.is_nan(),
-        value.is_infinite(),
-        value > 0.0,
-        value == 0.0,
-        out,
-    );
+    write_float(value, value, out);
 }
 
 /// Appends the shortest round-trip text of a 32-bit float (shortest in 32-bit width).
 pub fn write_f32(value: f32, out: &mut Vec<u8>) {
-    write_float(
-        value,
-        value.is_nan(),
-        value.is_infinite(),
-        value > 0.0,
-        value == 0.0,
-        out,
-    );
+    write_float(value, f64::from(value), out);
 }
 
-fn write_float<F: std::fmt::Display>(
-    value: F,
-    nan: bool,
-    infinite: bool,
-    positive: bool,
-    zero: bool,
-    out: &mut Vec<u8>,
-) {
-    if nan {
+/// `shown` prints the value in its own width; `value` is the same number widened (which
+/// keeps NaN, the infinities, the sign and zero).
+fn write_float(shown: impl std::fmt::Display, value: f64, out: &mut Vec<u8>) {
+    if value.is_nan() {
         out.extend_from_slice(b"NaN");
-    } else if infinite {
-        out.extend_from_slice(if positive { b"Infinity" } else { b"-Infinity" });
-    } else if zero {
+    } else if value.is_infinite() {
+        out.extend_from_slice(if value > 0.0 {
+            b"Infinity"
+        } else {
+            b"-Infinity"
+        });
+    } else if value == 0.0 {
         // -0 is 0.
         out.push(b'0');
     } else {
         // std's Display is the shortest round-trip form in the value's own width, never in
         // exponent notation, with no fraction for integral values: exactly the canonical text.
-        let _ = std::io::Write::write_fmt(out, format_args!("{value}"));
+        let _ = std::io::Write::write_fmt(out, format_args!("{shown}"));
     }
 }
 
@@ -259,9 +244,7 @@ pub fn write_date(year: i32, month: u32, day: u32, out: &mut Vec<u8>) {
 /// zeros.
 pub fn write_time(hour: u32, minute: u32, second: u32, micros: u32, out: &mut Vec<u8>) {
     if hour > 99 {
-        let mut s = String::with_capacity(4);
-        let _ = write!(s, "{hour}");
-        out.extend_from_slice(s.as_bytes());
+        write_u64(u64::from(hour), out);
     } else {
         push_digits(hour, 2, out);
     }
@@ -350,7 +333,7 @@ fn write_json_value(value: &serde_json::Value, out: &mut Vec<u8>) -> Result<(), 
         J::Null => out.extend_from_slice(b"null"),
         J::Bool(b) => write_bool(*b, out),
         // With serde_json's `arbitrary_precision`, a number keeps its source text.
-        J::Number(n) => write_decimal_text(n.to_string().as_bytes(), out)?,
+        J::Number(n) => write_decimal_text(n.as_str().as_bytes(), out)?,
         J::String(s) => write_json_string(s, out),
         J::Array(items) => {
             out.push(b'[');
@@ -603,9 +586,15 @@ fn write_from_text_inner(
             } else if t.eq_ignore_ascii_case(b"false") || t.eq_ignore_ascii_case(b"f") {
                 false
             } else {
-                let mut digits = Vec::new();
-                write_int_text(t, &mut digits).map_err(|_| InvalidValue::new("bool", text))?;
-                digits != b"0"
+                // An integer: non-zero is true (MySQL's tinyint(1)).
+                let digits = match t.split_first() {
+                    Some((b'-' | b'+', rest)) => rest,
+                    _ => t,
+                };
+                if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+                    return Err(InvalidValue::new("bool", text));
+                }
+                digits.iter().any(|&c| c != b'0')
             };
             write_bool(v, out);
         }

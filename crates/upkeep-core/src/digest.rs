@@ -20,11 +20,6 @@ pub fn row_hash(encoded_row: &[u8]) -> [u8; 32] {
 }
 
 impl Digest {
-    pub const EMPTY: Self = Self {
-        rows: 0,
-        sum: [0; 4],
-    };
-
     pub fn rows(&self) -> u64 {
         self.rows
     }
@@ -36,39 +31,39 @@ impl Digest {
 
     /// Adds one row given by its hash, read as a big-endian 256-bit integer.
     pub fn add_hash(&mut self, hash: &[u8; 32]) {
-        let mut carry = 0u64;
-        for limb in 0..4 {
-            let start = (3 - limb) * 8;
-            let word = u64::from_be_bytes(hash[start..start + 8].try_into().expect("8 bytes"));
-            let (s1, c1) = self.sum[limb].overflowing_add(word);
-            let (s2, c2) = s1.overflowing_add(carry);
-            self.sum[limb] = s2;
-            carry = u64::from(c1) + u64::from(c2);
+        let mut limbs = [0u64; 4];
+        for (limb, word) in limbs.iter_mut().zip(hash.rchunks_exact(8)) {
+            *limb = u64::from_be_bytes(word.try_into().expect("8 bytes"));
         }
+        self.add_limbs(&limbs);
         self.rows += 1;
     }
 
     /// Adds every row of another digest (chunk digests add up to the table's).
     pub fn merge(&mut self, other: &Digest) {
-        let mut carry = 0u64;
-        for limb in 0..4 {
-            let (s1, c1) = self.sum[limb].overflowing_add(other.sum[limb]);
-            let (s2, c2) = s1.overflowing_add(carry);
-            self.sum[limb] = s2;
-            carry = u64::from(c1) + u64::from(c2);
-        }
+        self.add_limbs(&other.sum);
         self.rows += other.rows;
     }
 
-    /// The sum as 64 lowercase hex digits.
-    pub fn sum_hex(&self) -> String {
-        self.sum.iter().rev().map(|l| format!("{l:016x}")).collect()
+    /// Adds a 256-bit number given by its 64-bit limbs, least significant first, mod 2^256.
+    fn add_limbs(&mut self, limbs: &[u64; 4]) {
+        let mut carry = 0u64;
+        for (sum, &word) in self.sum.iter_mut().zip(limbs) {
+            let (s1, c1) = sum.overflowing_add(word);
+            let (s2, c2) = s1.overflowing_add(carry);
+            *sum = s2;
+            carry = u64::from(c1) + u64::from(c2);
+        }
     }
 }
 
 impl std::fmt::Display for Digest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "v{DIGEST_VERSION}:{}:{}", self.rows, self.sum_hex())
+        write!(f, "v{DIGEST_VERSION}:{}:", self.rows)?;
+        self.sum
+            .iter()
+            .rev()
+            .try_for_each(|limb| write!(f, "{limb:016x}"))
     }
 }
 
@@ -127,7 +122,7 @@ mod tests {
     #[test]
     fn empty_digest_prints_as_the_spec_says() {
         assert_eq!(
-            Digest::EMPTY.to_string(),
+            Digest::default().to_string(),
             format!("v1:0:{}", "0".repeat(64))
         );
     }

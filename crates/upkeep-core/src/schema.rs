@@ -264,10 +264,6 @@ impl KeyRange {
         lower: None,
         upper: None,
     };
-
-    pub fn is_all(&self) -> bool {
-        self.lower.is_none() && self.upper.is_none()
-    }
 }
 
 impl std::fmt::Display for KeyRange {

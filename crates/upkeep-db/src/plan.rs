@@ -177,7 +177,9 @@ async fn sampled_bounds(
     Ok(bounds)
 }
 
-fn from_clause(engine: Engine, table: &Table) -> String {
+/// The FROM of a read of `table`: PostgreSQL reads a plain table without its inheritance
+/// children.
+pub(crate) fn from_clause(engine: Engine, table: &Table) -> String {
     let name = quote::table(engine, &table.name);
     if engine == Engine::Postgres && table.kind == TableKind::Table {
         format!("ONLY {name}")

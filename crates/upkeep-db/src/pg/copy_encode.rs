@@ -266,10 +266,6 @@ fn write_numeric(v: &[u8], out: &mut Vec<u8>) -> Option<()> {
 
 const USECS_PER_DAY: i64 = 86_400_000_000;
 
-fn pg_epoch() -> NaiveDate {
-    NaiveDate::from_ymd_opt(2000, 1, 1).expect("2000-01-01 is a date")
-}
-
 /// `YYYY-MM-DD`, `infinity`, or PostgreSQL's ISO form outside years 1–9999 (`4713-11-24 BC`,
 /// `10000-01-01`) as days from 2000-01-01.
 fn parse_date(v: &[u8]) -> Option<i32> {
@@ -282,7 +278,7 @@ fn parse_date(v: &[u8]) -> Option<i32> {
     let date = c.date()?;
     let date = c.bc(date)?;
     c.done().then_some(())?;
-    i32::try_from(date.signed_duration_since(pg_epoch()).num_days()).ok()
+    i32::try_from(date.signed_duration_since(super::epoch()).num_days()).ok()
 }
 
 /// Canonical timestamps (`YYYY-MM-DDTHH:MM:SS[.f][Z]`), `infinity`, and PostgreSQL's ISO form
@@ -307,7 +303,7 @@ fn parse_timestamp(v: &[u8]) -> Option<i64> {
     }
     let date = c.bc(date)?;
     c.done().then_some(())?;
-    let days = date.signed_duration_since(pg_epoch()).num_days();
+    let days = date.signed_duration_since(super::epoch()).num_days();
     days.checked_mul(USECS_PER_DAY)?.checked_add(us)
 }
 
@@ -474,7 +470,7 @@ mod tests {
             i32::try_from(
                 NaiveDate::from_ymd_opt(y, m, d)
                     .unwrap()
-                    .signed_duration_since(pg_epoch())
+                    .signed_duration_since(crate::pg::epoch())
                     .num_days(),
             )
             .unwrap()

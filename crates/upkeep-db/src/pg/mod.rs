@@ -20,6 +20,11 @@ use sqlx::{ConnectOptions, Connection, Executor, Row};
 
 use crate::{DbError, Target};
 
+/// PostgreSQL's binary dates and timestamps count from 2000-01-01.
+pub(crate) fn epoch() -> chrono::NaiveDate {
+    chrono::NaiveDate::from_ymd_opt(2000, 1, 1).expect("2000-01-01 is a date")
+}
+
 /// Session settings under which `other` values are printed, as the digest spec requires.
 const SESSION_SETTINGS: &str = "SET DateStyle = 'ISO, MDY'; SET IntervalStyle = 'postgres'; \
      SET TimeZone = 'UTC'; SET bytea_output = 'hex'; SET extra_float_digits = 1; \

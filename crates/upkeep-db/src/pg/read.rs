@@ -111,21 +111,16 @@ pub(crate) async fn read_chunk(
     out: &mut ChunkOut,
 ) -> Result<(), DbError> {
     let (exprs, decs) = select_list(table);
-    let name = quote::table(Engine::Postgres, &table.name);
-    let only = if table.kind == upkeep_core::TableKind::Table {
-        "ONLY "
-    } else {
-        ""
-    };
+    let from = crate::plan::from_clause(Engine::Postgres, table);
     let sql = if table.columns.is_empty() {
         // A table without columns still has rows; count them as empty rows.
         format!(
-            "COPY (SELECT FROM {only}{name}{}) TO STDOUT (FORMAT binary)",
+            "COPY (SELECT FROM {from}{}) TO STDOUT (FORMAT binary)",
             tail
         )
     } else {
         format!(
-            "COPY (SELECT {} FROM {only}{name}{}) TO STDOUT (FORMAT binary)",
+            "COPY (SELECT {} FROM {from}{}) TO STDOUT (FORMAT binary)",
             exprs.join(", "),
             tail
         )
@@ -189,12 +184,6 @@ fn be<const N: usize>(raw: &[u8]) -> Result<[u8; N], String> {
         .map_err(|_| format!("expected {N} bytes, got {}", raw.len()))
 }
 
-fn pg_epoch() -> NaiveDateTime {
-    NaiveDate::from_ymd_opt(2000, 1, 1)
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .expect("2000-01-01 is a date")
-}
-
 fn decode(dec: PgDecode, raw: &[u8], b: &mut BatchBuilder) -> Result<(), String> {
     let (mark, out) = b.begin_value();
     let result = decode_into(dec, raw, out);
@@ -230,8 +219,8 @@ fn decode_into(dec: PgDecode, raw: &[u8], out: &mut Vec<u8>) -> Result<(), Strin
                 i32::MAX => out.extend_from_slice(b"infinity"),
                 i32::MIN => out.extend_from_slice(b"-infinity"),
                 _ => {
-                    let date = NaiveDate::from_ymd_opt(2000, 1, 1)
-                        .and_then(|d| d.checked_add_signed(TimeDelta::days(i64::from(days))))
+                    let date = super::epoch()
+                        .checked_add_signed(TimeDelta::days(i64::from(days)))
                         .ok_or_else(|| {
                             format!("date {days} days from 2000-01-01 is out of range")
                         })?;
@@ -263,7 +252,7 @@ fn decode_into(dec: PgDecode, raw: &[u8], out: &mut Vec<u8>) -> Result<(), Strin
                 i64::MAX => out.extend_from_slice(b"infinity"),
                 i64::MIN => out.extend_from_slice(b"-infinity"),
                 _ => {
-                    let ts = pg_epoch()
+                    let ts = NaiveDateTime::from(super::epoch())
                         .checked_add_signed(TimeDelta::microseconds(us))
                         .ok_or_else(|| "timestamp out of range".to_owned())?;
                     let tz = matches!(dec, PgDecode::TimestampTz);
