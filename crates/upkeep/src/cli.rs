@@ -75,14 +75,23 @@ pub struct ConnectionArgs {
 
 impl ConnectionArgs {
     pub fn target(&self) -> Result<upkeep_db::Target, upkeep_db::DbError> {
-        let password = match &self.password_file {
-            Some(path) => Some(upkeep_db::read_password_file(path)?),
-            None => std::env::var("UPKEEP_PASSWORD")
-                .ok()
-                .filter(|p| !p.is_empty()),
-        };
-        upkeep_db::Target::parse(&self.url, password.as_deref())
+        target(&self.url, self.password_file.as_deref())
     }
+}
+
+/// The target of `url`. A password in the URL wins; else the first line of `password_file`;
+/// else `UPKEEP_PASSWORD`.
+pub fn target(
+    url: &str,
+    password_file: Option<&std::path::Path>,
+) -> Result<upkeep_db::Target, upkeep_db::DbError> {
+    let password = match password_file {
+        Some(path) => Some(upkeep_db::read_password_file(path)?),
+        None => std::env::var("UPKEEP_PASSWORD")
+            .ok()
+            .filter(|p| !p.is_empty()),
+    };
+    upkeep_db::Target::parse(url, password.as_deref())
 }
 
 /// Output format of a command's report on stdout.
@@ -116,6 +125,42 @@ impl OutputArgs {
 pub struct Failure {
     pub code: u8,
     pub error: anyhow::Error,
+}
+
+/// An error whose category decides the exit code.
+macro_rules! failure_by_kind {
+    ($($error:ty),*) => {$(
+        impl From<$error> for Failure {
+            fn from(e: $error) -> Self {
+                Self::from((crate::exit::for_kind(e.kind()), e))
+            }
+        }
+    )*};
+}
+
+failure_by_kind!(
+    upkeep_db::DbError,
+    upkeep_checksum::ChecksumError,
+    upkeep_generate::GenerateError
+);
+
+impl From<upkeep_backup::BackupError> for Failure {
+    /// Data that did not check out exits 3; other failures by their category.
+    fn from(e: upkeep_backup::BackupError) -> Self {
+        let code = if e.is_mismatch() {
+            crate::exit::MISMATCH
+        } else {
+            crate::exit::for_kind(e.kind())
+        };
+        Self::from((code, e))
+    }
+}
+
+impl From<std::io::Error> for Failure {
+    /// Writing the report or a file failed.
+    fn from(e: std::io::Error) -> Self {
+        Self::from((crate::exit::FAILURE, e))
+    }
 }
 
 impl<E: Into<anyhow::Error>> From<(u8, E)> for Failure {

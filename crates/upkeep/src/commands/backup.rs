@@ -4,21 +4,11 @@ use std::path::PathBuf;
 
 use clap::Args;
 use upkeep_backup::{
-    BackupError, BackupReport, ForgetReport, RestoreReport, SchemaMode, SnapshotSummary,
-    VerifyReport,
+    BackupReport, ForgetReport, RestoreReport, SchemaMode, SnapshotSummary, VerifyReport,
 };
 
 use crate::cli::{Context, Failure, OutputArgs};
 use crate::{config, exit, printer, progress};
-
-fn fail(e: BackupError) -> Failure {
-    let code = if e.is_mismatch() {
-        exit::MISMATCH
-    } else {
-        exit::for_kind(e.kind())
-    };
-    Failure::from((code, e))
-}
 
 fn usage(e: impl Into<anyhow::Error>) -> Failure {
     Failure::from((exit::USAGE, e))
@@ -35,24 +25,24 @@ pub struct RepoArgs {
     pub config: Option<PathBuf>,
 }
 
-/// A database given as a URL or as a name from upkeep.toml.
+impl RepoArgs {
+    /// The configuration, and the repository's folder (a name from it, or the path given).
+    fn resolve(&self) -> Result<(config::Config, PathBuf), Failure> {
+        let cfg = config::load(self.config.as_deref()).map_err(usage)?;
+        let repo = cfg.repository(&self.repo);
+        Ok((cfg, repo))
+    }
+}
+
+/// A database given as a URL or as a name from upkeep.toml (whose password file the command
+/// line's overrides).
 fn target(
     cfg: &config::Config,
     arg: &str,
     password_file: Option<PathBuf>,
 ) -> Result<upkeep_db::Target, Failure> {
     let (url, file) = cfg.database(arg);
-    let password = match password_file.or(file) {
-        Some(path) => Some(
-            upkeep_db::read_password_file(&path)
-                .map_err(|e| Failure::from((exit::for_kind(e.kind()), e)))?,
-        ),
-        None => std::env::var("UPKEEP_PASSWORD")
-            .ok()
-            .filter(|p| !p.is_empty()),
-    };
-    upkeep_db::Target::parse(&url, password.as_deref())
-        .map_err(|e| Failure::from((exit::for_kind(e.kind()), e)))
+    Ok(crate::cli::target(&url, password_file.or(file).as_deref())?)
 }
 
 /// Take a verified, deduplicated snapshot of a database.
@@ -90,9 +80,8 @@ pub struct BackupArgs {
 }
 
 pub async fn backup(args: BackupArgs, ctx: &Context) -> Result<u8, Failure> {
-    let cfg = config::load(args.repo.config.as_deref()).map_err(usage)?;
+    let (cfg, repo) = args.repo.resolve()?;
     let target = target(&cfg, &args.database, args.password_file.clone())?;
-    let repo = cfg.repository(&args.repo.repo);
     let mut options = upkeep_backup::BackupOptions::new(target.clone(), repo.clone());
     options.include = args.tables;
     options.exclude = args.exclude;
@@ -115,12 +104,11 @@ pub async fn backup(args: BackupArgs, ctx: &Context) -> Result<u8, Failure> {
         );
         write_atomically(path, &text).map_err(|e| Failure::from((exit::FAILURE, e)))?;
     }
-    let report = result.map_err(fail)?;
+    let report = result?;
     for w in &report.warnings {
         tracing::warn!("{w}");
     }
-    printer::report_fenced(&report, args.output.format(), backup_text)
-        .map_err(|e| Failure::from((exit::FAILURE, e)))?;
+    printer::report_fenced(&report, args.output.format(), backup_text)?;
     Ok(exit::OK)
 }
 
@@ -275,9 +263,9 @@ pub struct RestoreArgs {
 }
 
 pub async fn restore(args: RestoreArgs, ctx: &Context) -> Result<u8, Failure> {
-    let cfg = config::load(args.repo.config.as_deref()).map_err(usage)?;
+    let (cfg, repo) = args.repo.resolve()?;
     let target = target(&cfg, &args.to, args.password_file.clone())?;
-    let mut options = upkeep_backup::RestoreOptions::new(cfg.repository(&args.repo.repo), target);
+    let mut options = upkeep_backup::RestoreOptions::new(repo, target);
     options.snapshot = args.snapshot;
     options.include = args.tables;
     options.exclude = args.exclude;
@@ -290,14 +278,11 @@ pub async fn restore(args: RestoreArgs, ctx: &Context) -> Result<u8, Failure> {
     } else {
         SchemaMode::SchemaAndData
     };
-    let report = upkeep_backup::restore(options, ctx.cancel.clone())
-        .await
-        .map_err(fail)?;
+    let report = upkeep_backup::restore(options, ctx.cancel.clone()).await?;
     for l in &report.lossy_conversions {
         tracing::warn!("lossy conversion: {l}");
     }
-    printer::report_fenced(&report, args.output.format(), restore_text)
-        .map_err(|e| Failure::from((exit::FAILURE, e)))?;
+    printer::report_fenced(&report, args.output.format(), restore_text)?;
     Ok(exit::OK)
 }
 
@@ -365,23 +350,20 @@ pub struct VerifyArgs {
 }
 
 pub async fn verify(args: VerifyArgs, ctx: &Context) -> Result<u8, Failure> {
-    let cfg = config::load(args.repo.config.as_deref()).map_err(usage)?;
+    let (cfg, repo) = args.repo.resolve()?;
     let against = match &args.against {
         Some(a) => Some(target(&cfg, a, args.password_file.clone())?),
         None => None,
     };
     let options = upkeep_backup::VerifyOptions {
-        repo: cfg.repository(&args.repo.repo),
+        repo,
         snapshots: args.snapshots,
         read_data: args.read_data,
         against,
         jobs: usize::from(args.jobs),
     };
-    let report = upkeep_backup::verify(options, ctx.cancel.clone())
-        .await
-        .map_err(fail)?;
-    printer::report_fenced(&report, args.output.format(), verify_text)
-        .map_err(|e| Failure::from((exit::FAILURE, e)))?;
+    let report = upkeep_backup::verify(options, ctx.cancel.clone()).await?;
+    printer::report_fenced(&report, args.output.format(), verify_text)?;
     Ok(if report.ok { exit::OK } else { exit::MISMATCH })
 }
 
@@ -424,10 +406,9 @@ pub struct SnapshotsArgs {
 }
 
 pub fn snapshots(args: SnapshotsArgs) -> Result<u8, Failure> {
-    let cfg = config::load(args.repo.config.as_deref()).map_err(usage)?;
-    let list = upkeep_backup::list_snapshots(&cfg.repository(&args.repo.repo)).map_err(fail)?;
-    printer::report_fenced(&list, args.output.format(), snapshots_text)
-        .map_err(|e| Failure::from((exit::FAILURE, e)))?;
+    let (_, repo) = args.repo.resolve()?;
+    let list = upkeep_backup::list_snapshots(&repo)?;
+    printer::report_fenced(&list, args.output.format(), snapshots_text)?;
     Ok(exit::OK)
 }
 
@@ -480,9 +461,9 @@ pub struct ForgetArgs {
 }
 
 pub fn forget(args: ForgetArgs) -> Result<u8, Failure> {
-    let cfg = config::load(args.repo.config.as_deref()).map_err(usage)?;
+    let (_, repo) = args.repo.resolve()?;
     let options = upkeep_backup::ForgetOptions {
-        repo: cfg.repository(&args.repo.repo),
+        repo,
         keep_last: args.keep_last,
         keep_daily: args.keep_daily,
         keep_weekly: args.keep_weekly,
@@ -490,9 +471,8 @@ pub fn forget(args: ForgetArgs) -> Result<u8, Failure> {
         prune: args.prune,
         dry_run: args.dry_run,
     };
-    let report = upkeep_backup::forget(&options).map_err(fail)?;
-    printer::report_fenced(&report, args.output.format(), forget_text)
-        .map_err(|e| Failure::from((exit::FAILURE, e)))?;
+    let report = upkeep_backup::forget(&options)?;
+    printer::report_fenced(&report, args.output.format(), forget_text)?;
     Ok(exit::OK)
 }
 

@@ -1,7 +1,7 @@
 //! `upkeep checksum`.
 
 use clap::Args;
-use upkeep_checksum::{ChecksumError, ChecksumOptions, ChecksumReport};
+use upkeep_checksum::{ChecksumOptions, ChecksumReport};
 
 use crate::cli::{ConnectionArgs, Context, Failure, OutputArgs};
 use crate::{exit, printer, progress};
@@ -40,10 +40,7 @@ pub struct ChecksumArgs {
 }
 
 pub async fn run(args: ChecksumArgs, ctx: &Context) -> Result<u8, Failure> {
-    let target = args
-        .connection
-        .target()
-        .map_err(|e| Failure::from((exit::for_kind(e.kind()), e)))?;
+    let target = args.connection.target()?;
     let mut options = ChecksumOptions::new(target);
     options.include = args.tables;
     options.exclude = args.exclude;
@@ -55,13 +52,11 @@ pub async fn run(args: ChecksumArgs, ctx: &Context) -> Result<u8, Failure> {
         progress::reporter(ctx.show_progress),
         ctx.cancel.clone(),
     )
-    .await
-    .map_err(|e: ChecksumError| Failure::from((exit::for_kind(e.kind()), e)))?;
+    .await?;
     for w in &report.warnings {
         tracing::warn!("{w}");
     }
-    printer::report(&report, args.output.format(), text, markdown)
-        .map_err(|e| Failure::from((exit::FAILURE, e)))?;
+    printer::report(&report, args.output.format(), text, markdown)?;
     Ok(exit::OK)
 }
 

@@ -35,20 +35,16 @@ pub struct GenerateArgs {
 }
 
 pub async fn run(args: GenerateArgs, ctx: &Context) -> Result<u8, Failure> {
-    let target = args
-        .connection
-        .target()
-        .map_err(|e| Failure::from((exit::for_kind(e.kind()), e)))?;
+    let target = args.connection.target()?;
     let mut options = GenerateOptions::new(target, args.rows);
     options.seed = args.seed;
     options.jobs = usize::from(args.jobs);
     options.replace = args.replace;
     let report = tokio::select! {
-        r = upkeep_generate::run(options) => r.map_err(|e| Failure::from((exit::for_kind(e.kind()), e)))?,
+        r = upkeep_generate::run(options) => r?,
         () = ctx.cancel.cancelled() => return Err(Failure::from((exit::INTERRUPTED, anyhow::anyhow!("interrupted")))),
     };
-    printer::report(&report, args.output.format(), text, markdown)
-        .map_err(|e| Failure::from((exit::FAILURE, e)))?;
+    printer::report(&report, args.output.format(), text, markdown)?;
     Ok(exit::OK)
 }
 

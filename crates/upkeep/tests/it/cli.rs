@@ -183,3 +183,53 @@ async fn sqlite_json_report_carries_the_reference_digests() {
         stderr(&text)
     );
 }
+
+#[tokio::test]
+async fn mysql_password_comes_from_the_file_else_the_environment() {
+    let db = upkeep_test_support::TestDb::new(upkeep_core::Engine::Mysql).await;
+    let name = db.target.database().unwrap().to_owned();
+    let user = format!("upk_pw_{}", &name[name.len() - 8..]);
+    db.execute(&format!(
+        "CREATE USER '{user}'@'%' IDENTIFIED BY 'right-pw';\nCREATE TABLE t (id int PRIMARY KEY);\nGRANT SELECT ON `{name}`.* TO '{user}'@'%';"
+    ))
+    .await;
+    let server = upkeep_test_support::server_url(upkeep_core::Engine::Mysql);
+    let host = server
+        .split('@')
+        .nth(1)
+        .and_then(|h| h.split('/').next())
+        .unwrap()
+        .to_owned();
+    let url = format!("mysql://{user}@{host}/{name}");
+    let dir = tempfile::tempdir().unwrap();
+    let right_file = dir.path().join("pw");
+    std::fs::write(&right_file, "right-pw\nnot this line\n").unwrap();
+    let (url2, file) = (url.clone(), right_file.to_str().unwrap().to_owned());
+    let (by_env, wrong_env, file_over_env) = tokio::task::spawn_blocking(move || {
+        (
+            upkeep_env(&["checksum", &url2], &[("UPKEEP_PASSWORD", "right-pw")]),
+            upkeep_env(&["checksum", &url2], &[("UPKEEP_PASSWORD", "wrong-pw")]),
+            upkeep_env(
+                &["checksum", &url2, "--password-file", &file],
+                &[("UPKEEP_PASSWORD", "wrong-pw")],
+            ),
+        )
+    })
+    .await
+    .unwrap();
+    db.execute(&format!("DROP USER '{user}'@'%';")).await;
+    assert_eq!(by_env.status.code(), Some(0), "{}", stderr(&by_env));
+    assert_eq!(wrong_env.status.code(), Some(4), "{}", stderr(&wrong_env));
+    assert!(
+        one_line_error(&wrong_env).contains("authentication failed"),
+        "{}",
+        stderr(&wrong_env)
+    );
+    assert!(!stderr(&wrong_env).contains("wrong-pw"));
+    assert_eq!(
+        file_over_env.status.code(),
+        Some(0),
+        "the file wins over the environment: {}",
+        stderr(&file_over_env)
+    );
+}
