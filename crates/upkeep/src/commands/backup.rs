@@ -80,25 +80,35 @@ pub struct BackupArgs {
 }
 
 pub async fn backup(args: BackupArgs, ctx: &Context) -> Result<u8, Failure> {
-    let (cfg, repo) = args.repo.resolve()?;
-    let target = target(&cfg, &args.database, args.password_file.clone())?;
-    let mut options = upkeep_backup::BackupOptions::new(target.clone(), repo.clone());
-    options.include = args.tables;
-    options.exclude = args.exclude;
-    options.jobs = usize::from(args.jobs);
-    options.tags = args.tags;
-    options.zstd_level = args.zstd_level;
     let started = std::time::Instant::now();
-    let result = upkeep_backup::backup(
-        options,
-        progress::reporter(ctx.show_progress),
-        ctx.cancel.clone(),
-    )
+    // The metrics file says "failed" for any failure, a bad configuration or URL included.
+    let mut source = String::new();
+    let mut repo = args.repo.repo.clone();
+    let result = async {
+        let (cfg, repo_path) = args.repo.resolve()?;
+        repo.clone_from(&repo_path);
+        let target = target(&cfg, &args.database, args.password_file.clone())?;
+        source = target.display().to_owned();
+        let mut options = upkeep_backup::BackupOptions::new(target, repo_path);
+        options.include = args.tables;
+        options.exclude = args.exclude;
+        options.jobs = usize::from(args.jobs);
+        options.tags = args.tags;
+        options.zstd_level = args.zstd_level;
+        Ok::<_, Failure>(
+            upkeep_backup::backup(
+                options,
+                progress::reporter(ctx.show_progress),
+                ctx.cancel.clone(),
+            )
+            .await?,
+        )
+    }
     .await;
     if let Some(path) = &args.metrics_file {
         let text = metrics(
             result.as_ref().ok(),
-            target.display(),
+            &source,
             &repo,
             started.elapsed().as_secs_f64(),
         );

@@ -360,3 +360,77 @@ fn generate_small_db(path: &Path) -> std::process::Output {
     assert!(o.status.success(), "{}", stderr(&o));
     o
 }
+
+#[tokio::test]
+async fn metrics_file_says_success_and_failure_whatever_failed() {
+    let sqlite = TestDb::new(Engine::Sqlite).await;
+    sqlite
+        .execute("CREATE TABLE t (id INTEGER PRIMARY KEY); INSERT INTO t VALUES (1), (2), (3);")
+        .await;
+    let db = sqlite.target.sqlite_path().unwrap().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let prom = dir.path().join("upkeep.prom");
+    let run = |database: &str, extra: &[&str]| {
+        let mut args = vec![
+            "backup",
+            database,
+            "--repo",
+            repo.to_str().unwrap(),
+            "--metrics-file",
+            prom.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        // Each run must write its own file.
+        let _ = std::fs::remove_file(&prom);
+        let out = upkeep(&args);
+        (out, std::fs::read_to_string(&prom).unwrap_or_default())
+    };
+    let (ok, text) = run(db.to_str().unwrap(), &[]);
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    for name in [
+        "upkeep_backup_success{",
+        "upkeep_backup_duration_seconds{",
+        "upkeep_backup_rows{",
+        "upkeep_backup_bytes_read{",
+        "upkeep_backup_bytes_stored{",
+        "upkeep_backup_last_success_timestamp_seconds{",
+    ] {
+        assert!(text.contains(name), "{name} missing:\n{text}");
+    }
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("upkeep_backup_success{") && l.ends_with(" 1")),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("upkeep_backup_rows{") && l.ends_with(" 3")),
+        "{text}"
+    );
+
+    let (unreachable, text) = run("postgres://app:s3cr3t@127.0.0.1:1/shop", &[]);
+    assert_eq!(
+        unreachable.status.code(),
+        Some(4),
+        "{}",
+        stderr(&unreachable)
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("upkeep_backup_success{") && l.ends_with(" 0")),
+        "{text}"
+    );
+    assert!(!text.contains("s3cr3t"), "{text}");
+
+    let (no_file, text) = run(
+        "postgres://app@127.0.0.1:1/shop",
+        &["--password-file", "/nonexistent/pw"],
+    );
+    assert_eq!(no_file.status.code(), Some(5), "{}", stderr(&no_file));
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("upkeep_backup_success{") && l.ends_with(" 0")),
+        "{text}"
+    );
+}
