@@ -116,6 +116,12 @@ pub struct Table {
 }
 
 impl Table {
+    /// The columns a writer gives values for: all but the generated ones, which the engine
+    /// computes.
+    pub fn written_columns(&self) -> impl Iterator<Item = &Column> + '_ {
+        self.columns.iter().filter(|c| c.generated.is_none())
+    }
+
     pub fn column(&self, name: &str) -> Option<&Column> {
         self.columns.iter().find(|c| c.name == name)
     }

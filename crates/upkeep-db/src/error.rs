@@ -177,3 +177,12 @@ impl DbError {
         }
     }
 }
+
+/// Maps a sqlx error on `target` while doing `context`. Allocates nothing until it is called:
+/// it sits on per-row paths.
+pub(crate) fn sqlx_err<'a>(
+    target: &'a crate::Target,
+    context: &'a str,
+) -> impl Fn(sqlx::Error) -> DbError + 'a {
+    move |e| DbError::from_sqlx(e, target.display(), target.database(), context)
+}

@@ -41,10 +41,10 @@ pub fn literal(engine: Engine, value: &str) -> String {
 }
 
 /// A comma-separated list of quoted identifiers.
-pub fn ident_list(engine: Engine, names: &[String]) -> String {
+pub fn ident_list<S: AsRef<str>>(engine: Engine, names: impl IntoIterator<Item = S>) -> String {
     names
-        .iter()
-        .map(|n| ident(engine, n))
+        .into_iter()
+        .map(|n| ident(engine, n.as_ref()))
         .collect::<Vec<_>>()
         .join(", ")
 }

@@ -16,6 +16,7 @@ use std::str::FromStr;
 use sqlx::mysql::{MySqlConnectOptions, MySqlConnection};
 use sqlx::{ConnectOptions, Connection, Executor, Row};
 
+pub(crate) use crate::error::sqlx_err as err;
 use crate::{DbError, Target};
 
 /// Session settings: UTC so TIMESTAMP reads the stored instant, utf8mb4 for all text.
@@ -30,30 +31,16 @@ pub(crate) async fn connect(target: &Target) -> Result<MySqlConnection, DbError>
         });
     }
     let opts = MySqlConnectOptions::from_str(target.secret_url())
-        .map_err(|e| DbError::from_sqlx(e, target.display(), target.database(), "connecting"))?
+        .map_err(err(target, "connecting"))?
         .charset("utf8mb4")
         .disable_statement_logging();
     let mut conn = crate::with_connect_timeout(target, opts.connect())
         .await?
-        .map_err(|e| DbError::from_sqlx(e, target.display(), target.database(), "connecting"))?;
-    conn.execute(SESSION_SETTINGS).await.map_err(|e| {
-        DbError::from_sqlx(
-            e,
-            target.display(),
-            target.database(),
-            "setting up the session",
-        )
-    })?;
+        .map_err(err(target, "connecting"))?;
+    conn.execute(SESSION_SETTINGS)
+        .await
+        .map_err(err(target, "setting up the session"))?;
     Ok(conn)
-}
-
-/// Maps a sqlx error on `target` while doing `context`. Allocates nothing until it is called:
-/// it sits on per-row paths.
-pub(crate) fn err<'a>(
-    target: &'a Target,
-    context: &'a str,
-) -> impl Fn(sqlx::Error) -> DbError + 'a {
-    move |e| DbError::from_sqlx(e, target.display(), target.database(), context)
 }
 
 pub(crate) async fn server_version(

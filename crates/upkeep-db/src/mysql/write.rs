@@ -20,17 +20,11 @@ pub(crate) async fn write_batch(
     batch: &Batch,
 ) -> Result<u64, DbError> {
     let context = format!("writing table {}", table.name);
-    // Generated columns are computed by the server: their values are read, never written.
-    let cols: Vec<String> = table
-        .columns
-        .iter()
-        .filter(|c| c.generated.is_none())
-        .map(|c| c.name.clone())
-        .collect();
+    let cols = table.written_columns().map(|c| c.name.as_str());
     let head = format!(
         "INSERT INTO {} ({}) VALUES ",
         quote::table(Engine::Mysql, &table.name),
-        quote::ident_list(Engine::Mysql, &cols)
+        quote::ident_list(Engine::Mysql, cols)
     );
     let mut sql = String::with_capacity(STATEMENT_BYTES + 4096);
     let mut written = 0u64;

@@ -35,7 +35,7 @@ pub(crate) enum PgEncode {
 /// when a column's type has no binary encoding here.
 pub(crate) fn binary_plan(table: &Table) -> Option<Vec<PgEncode>> {
     let mut plan = Vec::with_capacity(table.columns.len());
-    for c in table.columns.iter().filter(|c| c.generated.is_none()) {
+    for c in table.written_columns() {
         let native = c.native_type.as_str();
         let enc = match (c.logical, native) {
             (LogicalType::Bool, "boolean") => PgEncode::Bool,

@@ -18,6 +18,7 @@ use std::str::FromStr;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{ConnectOptions, Connection, Executor, Row};
 
+pub(crate) use crate::error::sqlx_err as err;
 use crate::{DbError, Target};
 
 /// PostgreSQL's binary dates and timestamps count from 2000-01-01.
@@ -32,30 +33,16 @@ const SESSION_SETTINGS: &str = "SET DateStyle = 'ISO, MDY'; SET IntervalStyle = 
 
 pub(crate) async fn connect(target: &Target) -> Result<PgConnection, DbError> {
     let opts = PgConnectOptions::from_str(target.secret_url())
-        .map_err(|e| DbError::from_sqlx(e, target.display(), target.database(), "connecting"))?
+        .map_err(err(target, "connecting"))?
         .application_name("upkeep")
         .disable_statement_logging();
     let mut conn = crate::with_connect_timeout(target, opts.connect())
         .await?
-        .map_err(|e| DbError::from_sqlx(e, target.display(), target.database(), "connecting"))?;
-    conn.execute(SESSION_SETTINGS).await.map_err(|e| {
-        DbError::from_sqlx(
-            e,
-            target.display(),
-            target.database(),
-            "setting up the session",
-        )
-    })?;
+        .map_err(err(target, "connecting"))?;
+    conn.execute(SESSION_SETTINGS)
+        .await
+        .map_err(err(target, "setting up the session"))?;
     Ok(conn)
-}
-
-/// Maps a sqlx error on `target` while doing `context`. Allocates nothing until it is called:
-/// it sits on per-row paths.
-pub(crate) fn err<'a>(
-    target: &'a Target,
-    context: &'a str,
-) -> impl Fn(sqlx::Error) -> DbError + 'a {
-    move |e| DbError::from_sqlx(e, target.display(), target.database(), context)
 }
 
 pub(crate) async fn server_version(

@@ -56,17 +56,11 @@ impl Format {
 }
 
 fn copy_sql(table: &Table) -> String {
-    // Generated columns are computed by the server: their values are read, never written.
-    let cols: Vec<String> = table
-        .columns
-        .iter()
-        .filter(|c| c.generated.is_none())
-        .map(|c| c.name.clone())
-        .collect();
+    let cols = table.written_columns().map(|c| c.name.as_str());
     format!(
         "COPY {} ({}) FROM STDIN",
         quote::table(Engine::Postgres, &table.name),
-        quote::ident_list(Engine::Postgres, &cols)
+        quote::ident_list(Engine::Postgres, cols)
     )
 }
 

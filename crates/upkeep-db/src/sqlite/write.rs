@@ -17,12 +17,7 @@ pub(crate) fn write_batch(
     let path = target.sqlite_path().expect("a SQLite target has a path");
     let context = format!("writing table {}", table.name);
     // Generated columns are computed by SQLite: their values are read, never written.
-    let cols: Vec<String> = table
-        .columns
-        .iter()
-        .filter(|c| c.generated.is_none())
-        .map(|c| c.name.clone())
-        .collect();
+    let cols: Vec<&str> = table.written_columns().map(|c| c.name.as_str()).collect();
     let sql = format!(
         "INSERT INTO {} ({}) VALUES ({})",
         quote::table(Engine::Sqlite, &table.name),
