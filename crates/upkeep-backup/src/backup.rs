@@ -247,52 +247,24 @@ async fn run(
 ) -> Result<(Manifest, Stats, Vec<String>), BackupError> {
     let target = &options.target;
     let filter = TableFilter::new(&options.include, &options.exclude);
-    let names: Vec<&upkeep_core::TableName> =
-        snapshot.schema().tables.iter().map(|t| &t.name).collect();
-    if let Some(missing) = filter.unmatched_names(&names).first() {
-        return Err(upkeep_db::DbError::TableNotFound {
-            table: (*missing).to_owned(),
-            target: target.display().to_owned(),
-        }
-        .into());
-    }
-    let tables: Vec<upkeep_core::Table> = snapshot
-        .schema()
-        .tables
-        .iter()
-        .filter(|t| filter.matches(&t.name))
+    let tables: Vec<upkeep_core::Table> = filter
+        .select(&snapshot.schema().tables, |t| &t.name)
+        .map_err(|u| crate::restore::unselected(u, target.display()))?
+        .into_iter()
         .cloned()
         .collect();
-    if tables.is_empty() {
-        return Err(BackupError::NoTables {
-            target: target.display().to_owned(),
-        });
-    }
     let all = options.include.is_empty() && options.exclude.is_empty();
     let table_names: Vec<upkeep_core::TableName> = tables.iter().map(|t| t.name.clone()).collect();
     let native_ddl = snapshot.native_ddl(&table_names, all).await?;
     let mut warnings: Vec<String> = snapshot.warnings().to_vec();
-    let plan_options = PlanOptions {
-        min_chunks: snapshot.workers(),
-        ..options.plan
-    };
-    let mut tasks = Vec::new();
-    let mut chunk_counts = Vec::new();
-    for (ti, table) in tables.iter().enumerate() {
-        if table.split_key().is_none() {
-            warnings.push(format!(
-                "table {} has no primary or unique not-null key: read as one stream",
-                table.name
-            ));
-        }
-        let ranges = snapshot.plan(table, &plan_options).await?;
-        chunk_counts.push(ranges.len());
-        tasks.extend(ranges.into_iter().enumerate().map(|(ci, range)| ScanTask {
-            table: ti,
-            chunk: ci,
-            range,
-        }));
-    }
+    let planned = snapshot.plan_tasks(&tables, options.plan).await?;
+    warnings.extend(planned.warnings);
+    let tasks = planned.tasks;
+    let chunk_counts: Vec<usize> = planned.ranges.iter().map(Vec::len).collect();
+    progress.event(upkeep_core::ProgressEvent::Planned {
+        tables: tables.len(),
+        estimated_rows: tables.iter().filter_map(|t| t.estimated_rows).sum(),
+    });
     let c = repo.config();
     let (level, sizes) = (
         c.zstd_level,

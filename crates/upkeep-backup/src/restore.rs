@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
-use upkeep_core::{Batch, Digest, Engine, LogicalType, Table, TableFilter};
+use upkeep_core::{Batch, Digest, Engine, LogicalType, Table, TableFilter, Unselected};
 use upkeep_db::{ddl, quote, Database, DbError, NativeDdl, OpenMode, Target};
 
 use crate::manifest::{Manifest, TableEntry};
@@ -87,25 +87,12 @@ pub async fn restore(
     let target = &options.target;
 
     let filter = TableFilter::new(&options.include, &options.exclude);
-    let names: Vec<&upkeep_core::TableName> = manifest.tables.iter().map(|t| &t.name).collect();
-    if let Some(missing) = filter.unmatched_names(&names).first() {
-        return Err(DbError::TableNotFound {
-            table: (*missing).to_owned(),
-            target: format!("snapshot {id}"),
-        }
-        .into());
-    }
-    let entries: Vec<TableEntry> = manifest
-        .tables
-        .iter()
-        .filter(|t| filter.matches(&t.name))
+    let entries: Vec<TableEntry> = filter
+        .select(&manifest.tables, |t| &t.name)
+        .map_err(|u| unselected(u, &format!("snapshot {id}")))?
+        .into_iter()
         .cloned()
         .collect();
-    if entries.is_empty() {
-        return Err(BackupError::NoTables {
-            target: format!("snapshot {id}"),
-        });
-    }
     let tables: Vec<Table> = entries
         .iter()
         .map(|e| {
@@ -269,6 +256,20 @@ fn report(
             lossy_conversions(tables, engine)
         },
         duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    }
+}
+
+/// The error for a table selection that names a missing table or selects nothing in `place`.
+pub(crate) fn unselected(u: Unselected, place: &str) -> BackupError {
+    match u {
+        Unselected::Missing(table) => DbError::TableNotFound {
+            table,
+            target: place.to_owned(),
+        }
+        .into(),
+        Unselected::Empty => BackupError::NoTables {
+            target: place.to_owned(),
+        },
     }
 }
 

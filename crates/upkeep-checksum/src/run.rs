@@ -4,10 +4,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
-use upkeep_core::{Digest, Progress, ProgressEvent, TableFilter};
-use upkeep_db::{
-    DbError, DigestSink, PlanOptions, ScanError, ScanOptions, ScanTask, Snapshot, Target,
-};
+use upkeep_core::{Digest, Progress, ProgressEvent, TableFilter, Unselected};
+use upkeep_db::{DbError, DigestSink, PlanOptions, ScanError, ScanOptions, Snapshot, Target};
 
 use crate::{ChecksumReport, ChunkChecksum, TableChecksum};
 
@@ -68,67 +66,37 @@ pub async fn run(
     let target = &options.target;
     let mut snapshot = Snapshot::open(target, options.jobs).await?;
     let filter = TableFilter::new(&options.include, &options.exclude);
-    let all: Vec<&upkeep_core::TableName> =
-        snapshot.schema().tables.iter().map(|t| &t.name).collect();
-    if let Some(missing) = filter.unmatched_names(&all).first() {
-        let err = DbError::TableNotFound {
-            table: (*missing).to_owned(),
-            target: target.display().to_owned(),
-        };
-        snapshot.close().await;
-        return Err(err.into());
-    }
-    let tables: Vec<upkeep_core::Table> = snapshot
-        .schema()
-        .tables
-        .iter()
-        .filter(|t| filter.matches(&t.name))
-        .cloned()
-        .collect();
-    if tables.is_empty() {
-        snapshot.close().await;
-        return Err(ChecksumError::NoTables {
-            target: target.display().to_owned(),
-        });
-    }
-
-    let plan_options = PlanOptions {
-        min_chunks: snapshot.workers(),
-        ..options.plan
-    };
-    let mut tasks = Vec::new();
-    let mut ranges = Vec::with_capacity(tables.len());
-    for (ti, table) in tables.iter().enumerate() {
-        let planned = match snapshot.plan(table, &plan_options).await {
-            Ok(p) => p,
-            Err(e) => {
+    let tables: Vec<upkeep_core::Table> =
+        match filter.select(&snapshot.schema().tables, |t| &t.name) {
+            Ok(selected) => selected.into_iter().cloned().collect(),
+            Err(unselected) => {
                 snapshot.close().await;
-                return Err(e.into());
+                return Err(match unselected {
+                    Unselected::Missing(table) => DbError::TableNotFound {
+                        table,
+                        target: target.display().to_owned(),
+                    }
+                    .into(),
+                    Unselected::Empty => ChecksumError::NoTables {
+                        target: target.display().to_owned(),
+                    },
+                });
             }
         };
-        for (ci, range) in planned.iter().enumerate() {
-            tasks.push(ScanTask {
-                table: ti,
-                chunk: ci,
-                range: range.clone(),
-            });
+    let planned = match snapshot.plan_tasks(&tables, options.plan).await {
+        Ok(p) => p,
+        Err(e) => {
+            snapshot.close().await;
+            return Err(e.into());
         }
-        ranges.push(planned);
-    }
+    };
+    let (tasks, ranges) = (planned.tasks, planned.ranges);
     progress.event(ProgressEvent::Planned {
         tables: tables.len(),
         estimated_rows: tables.iter().filter_map(|t| t.estimated_rows).sum(),
     });
-
     let mut warnings: Vec<String> = snapshot.warnings().to_vec();
-    for t in &tables {
-        if t.split_key().is_none() {
-            warnings.push(format!(
-                "table {} has no primary or unique not-null key: read as one stream",
-                t.name
-            ));
-        }
-    }
+    warnings.extend(planned.warnings);
     let jobs = snapshot.workers();
     let server_version = snapshot.server_version().to_owned();
     let consistency = snapshot.consistency().to_owned();

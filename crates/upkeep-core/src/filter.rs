@@ -67,11 +67,60 @@ impl TableFilter {
             .map(|p| p.text.as_str())
             .collect()
     }
+
+    /// The items (tables, manifest entries…) whose names this filter selects, in their order.
+    /// A pattern naming one table that matches none, and a selection of nothing, are errors.
+    pub fn select<'i, T>(
+        &self,
+        items: &'i [T],
+        name: impl Fn(&T) -> &TableName,
+    ) -> Result<Vec<&'i T>, Unselected> {
+        let names: Vec<&TableName> = items.iter().map(&name).collect();
+        if let Some(missing) = self.unmatched_names(&names).first() {
+            return Err(Unselected::Missing((*missing).to_owned()));
+        }
+        let selected: Vec<&T> = items.iter().filter(|i| self.matches(name(i))).collect();
+        if selected.is_empty() {
+            return Err(Unselected::Empty);
+        }
+        Ok(selected)
+    }
+}
+
+/// Why [`TableFilter::select`] selected nothing usable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Unselected {
+    /// This pattern names one table, and there is none of that name.
+    Missing(String),
+    /// No table matches the patterns.
+    Empty,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn selection_keeps_order_and_names_what_is_missing() {
+        let names = [
+            TableName::unqualified("b"),
+            TableName::unqualified("a"),
+            TableName::unqualified("c"),
+        ];
+        let by_name = |n: &TableName| n.clone();
+        let pick = |inc: &[&str], exc: &[&str]| {
+            TableFilter::new(inc, exc)
+                .select(&names, |n| n)
+                .map(|v| v.into_iter().map(by_name).collect::<Vec<_>>())
+        };
+        assert_eq!(
+            pick(&[], &["a"]).unwrap(),
+            [names[0].clone(), names[2].clone()]
+        );
+        assert_eq!(pick(&["a", "x"], &[]), Err(Unselected::Missing("x".into())));
+        assert_eq!(pick(&["z*"], &[]), Err(Unselected::Empty));
+        assert_eq!(pick(&["a"], &["a"]), Err(Unselected::Empty));
+    }
 
     #[test]
     fn globs_and_namespaces() {

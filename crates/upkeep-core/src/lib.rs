@@ -33,7 +33,7 @@ pub use batch::{
     DEFAULT_BATCH_ROWS,
 };
 pub use digest::{row_hash, Digest, ParseDigestError, DIGEST_VERSION};
-pub use filter::TableFilter;
+pub use filter::{TableFilter, Unselected};
 pub use logical::LogicalType;
 pub use progress::{NoProgress, Progress, ProgressEvent};
 pub use redact::redact_url;

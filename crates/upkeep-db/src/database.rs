@@ -340,6 +340,16 @@ impl Database {
     }
 }
 
+/// Tables planned into scan tasks ([`Snapshot::plan_tasks`]).
+#[derive(Debug, Default)]
+pub struct Planned {
+    pub tasks: Vec<crate::ScanTask>,
+    /// Per table, its key ranges (one per task of that table, in chunk order).
+    pub ranges: Vec<Vec<upkeep_core::KeyRange>>,
+    /// Tables without a key to split on.
+    pub warnings: Vec<String>,
+}
+
 /// A consistent read of a database: a coordinator that holds the snapshot and planned the
 /// chunks, and worker sessions that all see the same data.
 pub struct Snapshot {
@@ -497,6 +507,42 @@ impl Snapshot {
             None => self.sessions.first_mut().expect("a snapshot has a session"),
         };
         plan::plan_table(session, &self.target, table, options).await
+    }
+
+    /// Plans every table of `tables` into scan tasks (indexes into `tables`), split at least
+    /// as many ways as the snapshot has workers, and says which tables are read as one
+    /// stream for want of a key. Also returns each table's ranges.
+    pub async fn plan_tasks(
+        &mut self,
+        tables: &[Table],
+        options: PlanOptions,
+    ) -> Result<Planned, DbError> {
+        let options = PlanOptions {
+            min_chunks: self.workers(),
+            ..options
+        };
+        let mut planned = Planned::default();
+        for (ti, table) in tables.iter().enumerate() {
+            if table.split_key().is_none() {
+                planned.warnings.push(format!(
+                    "table {} has no primary or unique not-null key: read as one stream",
+                    table.name
+                ));
+            }
+            let ranges = self.plan(table, &options).await?;
+            planned.tasks.extend(
+                ranges
+                    .iter()
+                    .enumerate()
+                    .map(|(ci, range)| crate::ScanTask {
+                        table: ti,
+                        chunk: ci,
+                        range: range.clone(),
+                    }),
+            );
+            planned.ranges.push(ranges);
+        }
+        Ok(planned)
     }
 
     /// The engine's own DDL for `tables` (and, when `all`, views and routines), read in the

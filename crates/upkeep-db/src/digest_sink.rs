@@ -52,15 +52,15 @@ impl DigestSink {
         all
     }
 
-    /// The digest of table `table` over its chunks.
-    pub fn table_digest(&self, table: usize) -> Digest {
-        let mut d = Digest::default();
-        for ((t, _), (cd, _)) in &self.chunks {
-            if *t == table {
-                d.merge(cd);
+    /// Each of the first `tables` tables' digest over its chunks, in one pass.
+    pub fn table_digests(&self, tables: usize) -> Vec<Digest> {
+        let mut out = vec![Digest::default(); tables];
+        for ((t, _), (d, _)) in &self.chunks {
+            if let Some(table) = out.get_mut(*t) {
+                table.merge(d);
             }
         }
-        d
+        out
     }
 }
 
@@ -73,25 +73,16 @@ pub async fn digest_tables(
     cancel: tokio_util::sync::CancellationToken,
 ) -> Result<Vec<Digest>, crate::DbError> {
     let mut snapshot = crate::Snapshot::open(target, jobs).await?;
-    let options = crate::PlanOptions {
-        min_chunks: snapshot.workers(),
-        ..crate::PlanOptions::default()
+    let tasks = match snapshot
+        .plan_tasks(&tables, crate::PlanOptions::default())
+        .await
+    {
+        Ok(p) => p.tasks,
+        Err(e) => {
+            snapshot.close().await;
+            return Err(e);
+        }
     };
-    let mut tasks = Vec::new();
-    for (ti, t) in tables.iter().enumerate() {
-        let ranges = match snapshot.plan(t, &options).await {
-            Ok(r) => r,
-            Err(e) => {
-                snapshot.close().await;
-                return Err(e);
-            }
-        };
-        tasks.extend(ranges.into_iter().enumerate().map(|(ci, range)| ScanTask {
-            table: ti,
-            chunk: ci,
-            range,
-        }));
-    }
     let n = tables.len();
     let sinks = (0..snapshot.workers())
         .map(|_| DigestSink::default())
@@ -111,6 +102,5 @@ pub async fn digest_tables(
         crate::ScanError::Db(e) => e,
         crate::ScanError::Sink(never) => match never {},
     })?;
-    let merged = DigestSink::merge(sinks);
-    Ok((0..n).map(|i| merged.table_digest(i)).collect())
+    Ok(DigestSink::merge(sinks).table_digests(n))
 }

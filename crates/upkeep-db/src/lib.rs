@@ -28,7 +28,7 @@ mod scan;
 mod sqlite;
 mod target;
 
-pub use database::{Database, Snapshot};
+pub use database::{Database, Planned, Snapshot};
 pub use digest_sink::{digest_tables, DigestSink};
 pub use error::{DbError, ErrorKind};
 pub use native::NativeDdl;
