@@ -106,3 +106,59 @@ async fn sqlite_prune_waits_for_no_backup_and_backup_for_no_prune() {
     drop(pruning);
     upkeep_backup::forget(&options).unwrap();
 }
+
+/// Runs a prune the moment the backup it watches reads its first rows.
+struct PruneDuringBackup {
+    options: ForgetOptions,
+    seen: std::sync::Mutex<Option<Result<upkeep_backup::ForgetReport, BackupError>>>,
+}
+
+impl upkeep_core::Progress for PruneDuringBackup {
+    fn event(&self, event: upkeep_core::ProgressEvent) {
+        if matches!(event, upkeep_core::ProgressEvent::Rows { .. }) {
+            let mut seen = self.seen.lock().unwrap();
+            if seen.is_none() {
+                *seen = Some(upkeep_backup::forget(&self.options));
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn sqlite_a_running_backup_holds_off_a_prune() {
+    let db = TestDb::new(Engine::Sqlite).await;
+    db.execute(
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);
+         WITH RECURSIVE s(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM s WHERE g < 5000)
+         INSERT INTO t SELECT g, hex(randomblob(20)) FROM s;",
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    backup(&db.target, dir.path()).await;
+    let hook = std::sync::Arc::new(PruneDuringBackup {
+        options: ForgetOptions {
+            repo: dir.path().to_owned(),
+            keep_last: 1,
+            prune: true,
+            ..Default::default()
+        },
+        seen: std::sync::Mutex::new(None),
+    });
+    let second = upkeep_backup::backup(
+        upkeep_backup::BackupOptions::new(db.target.clone(), dir.path().to_owned()),
+        hook.clone(),
+        Default::default(),
+    )
+    .await
+    .unwrap();
+    let seen = hook.seen.lock().unwrap().take();
+    assert!(
+        matches!(seen, Some(Err(BackupError::Locked { .. }))),
+        "the prune ran during the backup: {seen:?}"
+    );
+    // Once the backup is done, the prune runs and keeps the new snapshot whole.
+    let report = upkeep_backup::forget(&hook.options).unwrap();
+    assert_eq!(report.keep, [second.snapshot]);
+    let copy = TestDb::new(Engine::Sqlite).await;
+    assert!(restore(dir.path(), &copy.target, |_| {}).await.verified);
+}
