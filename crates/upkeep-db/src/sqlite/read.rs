@@ -76,9 +76,7 @@ fn write_fitting(logical: LogicalType, value: ValueRef<'_>, out: &mut Vec<u8>) -
         }
         (L::Int, ValueRef::Real(f)) if f.is_finite() && f.fract() == 0.0 => {
             // An integral REAL in an int column is that integer (it may exceed 64 bits).
-            let mut digits = Vec::new();
-            canonical::write_f64(f, &mut digits);
-            out.extend_from_slice(&digits);
+            canonical::write_f64(f, out);
             true
         }
         (L::Decimal | L::Float64 | L::Float32 | L::Json, ValueRef::Real(f)) => {
@@ -100,14 +98,12 @@ fn write_fitting(logical: LogicalType, value: ValueRef<'_>, out: &mut Vec<u8>) -
             out.extend_from_slice(b);
             true
         }
-        (L::Decimal | L::Date | L::Time | L::Timestamp | L::Uuid | L::Json, ValueRef::Text(t)) => {
-            canonical::write_from_text(logical, t, out).is_ok()
-        }
         // SQLite has no zone type: a timestamptz column (from a mapping) is read as timestamp
         // text with its offset applied, then marked as UTC.
-        (L::TimestampTz, ValueRef::Text(t)) => {
-            canonical::write_from_text(L::TimestampTz, t, out).is_ok()
-        }
+        (
+            L::Decimal | L::Date | L::Time | L::Timestamp | L::TimestampTz | L::Uuid | L::Json,
+            ValueRef::Text(t),
+        ) => canonical::write_from_text(logical, t, out).is_ok(),
         _ => false,
     }
 }

@@ -1,6 +1,6 @@
 //! Writing canonical rows into SQLite with one prepared INSERT per batch, in a transaction.
 
-use rusqlite::types::Value;
+use rusqlite::types::{ToSqlOutput, Value, ValueRef};
 use rusqlite::Connection;
 use upkeep_core::{values, Batch, Engine, LogicalType, Table};
 
@@ -34,7 +34,7 @@ pub(crate) fn write_batch(
         let mut stmt = tx
             .prepare_cached(&sql)
             .map_err(|e| map_err(e, path, &context))?;
-        let mut params: Vec<Value> = Vec::with_capacity(cols.len());
+        let mut params: Vec<ToSqlOutput<'_>> = Vec::with_capacity(cols.len());
         for row in batch.rows() {
             params.clear();
             for (i, v) in values(row).enumerate() {
@@ -58,29 +58,33 @@ pub(crate) fn write_batch(
     Ok(u64::try_from(batch.len()).unwrap_or(u64::MAX))
 }
 
-/// One canonical value as the SQLite value that reads back to the same canonical text.
-fn to_sqlite(logical: LogicalType, value: Option<&[u8]>) -> Value {
+/// One canonical value as the SQLite value that reads back to the same canonical text,
+/// borrowing the batch's bytes where SQLite stores them as they are.
+fn to_sqlite(logical: LogicalType, value: Option<&[u8]>) -> ToSqlOutput<'_> {
     use LogicalType as L;
-    let Some(v) = value else { return Value::Null };
-    let Ok(t) = std::str::from_utf8(v) else {
-        return Value::Blob(v.to_vec());
+    let Some(v) = value else {
+        return ToSqlOutput::Borrowed(ValueRef::Null);
     };
+    let Ok(t) = std::str::from_utf8(v) else {
+        return ToSqlOutput::Borrowed(ValueRef::Blob(v));
+    };
+    let text = ToSqlOutput::Borrowed(ValueRef::Text(v));
     match logical {
-        L::Bool => Value::Integer(i64::from(t == "true")),
+        L::Bool => ToSqlOutput::Owned(Value::Integer(i64::from(t == "true"))),
         L::Int => t
             .parse()
-            .map_or_else(|_| Value::Text(t.to_owned()), Value::Integer),
+            .map_or(text, |i| ToSqlOutput::Owned(Value::Integer(i))),
         L::Float32 | L::Float64 => match t {
-            "Infinity" => Value::Real(f64::INFINITY),
-            "-Infinity" => Value::Real(f64::NEG_INFINITY),
+            "Infinity" => ToSqlOutput::Owned(Value::Real(f64::INFINITY)),
+            "-Infinity" => ToSqlOutput::Owned(Value::Real(f64::NEG_INFINITY)),
             // SQLite turns a NaN REAL into NULL; the text reads back as NaN by the `other` rule.
-            "NaN" => Value::Text(t.to_owned()),
+            "NaN" => text,
             _ => t
                 .parse()
-                .map_or_else(|_| Value::Text(t.to_owned()), Value::Real),
+                .map_or(text, |f| ToSqlOutput::Owned(Value::Real(f))),
         },
-        L::Bytes => Value::Blob(v.to_vec()),
-        L::Timestamp => Value::Text(t.replacen('T', " ", 1)),
-        _ => Value::Text(t.to_owned()),
+        L::Bytes => ToSqlOutput::Borrowed(ValueRef::Blob(v)),
+        L::Timestamp => ToSqlOutput::Owned(Value::Text(t.replacen('T', " ", 1))),
+        _ => text,
     }
 }
