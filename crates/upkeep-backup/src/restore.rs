@@ -124,7 +124,7 @@ pub async fn restore(
     tracing::debug!(elapsed = ?started.elapsed(), "schema created");
     if engine != Engine::Sqlite && options.mode != SchemaMode::SchemaOnly {
         // Load, builds and the read-back overlap, table by table (SQLite has one writer).
-        let mut models = read_models(target, &tables).await?;
+        let mut models = read_models(&mut admin, &tables).await?;
         for ((m, source), entry) in models.iter_mut().zip(&tables).zip(&entries) {
             // The keys are built during the pipeline: plan the read-back on the source's, with
             // the row count the manifest knows.
@@ -173,16 +173,17 @@ pub async fn restore(
             admin.execute_statement(stmt).await?;
         }
     }
-    admin.close().await;
     tracing::debug!(elapsed = ?started.elapsed(), "indexes and constraints built");
 
     // The proof: read every restored table back and compare its digest with the manifest's.
     if options.mode == SchemaMode::SchemaOnly {
+        admin.close().await;
         return Ok(report(
             &id, &manifest, target, &entries, &tables, None, started,
         ));
     }
-    let read_models = read_models(target, &tables).await?;
+    let read_models = read_models(&mut admin, &tables).await?;
+    admin.close().await;
     let digests = upkeep_db::digest_tables(target, read_models, options.jobs, cancel).await?;
     finish(&id, &manifest, target, &entries, &tables, digests, started)
 }
@@ -468,10 +469,9 @@ fn read_run(
 
 /// The target's tables as they are now, with the source's column order and logical types
 /// (the spec: a comparison reads both sides with the source's types).
-async fn read_models(target: &Target, tables: &[Table]) -> Result<Vec<Table>, BackupError> {
-    let mut db = Database::connect(target, OpenMode::ReadOnly).await?;
+async fn read_models(db: &mut Database, tables: &[Table]) -> Result<Vec<Table>, BackupError> {
+    let target = db.target().clone();
     let schema = db.introspect().await?;
-    db.close().await;
     tables
         .iter()
         .map(|source| {

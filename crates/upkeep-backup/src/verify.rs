@@ -210,13 +210,22 @@ async fn compare_live(
     cancel: CancellationToken,
     problems: &mut Vec<String>,
 ) -> Result<(), BackupError> {
-    let tables: Vec<upkeep_core::Table> = m
-        .tables
-        .iter()
-        .filter_map(|t| m.schema.table(&t.name).cloned())
-        .collect();
+    let mut entries = Vec::with_capacity(m.tables.len());
+    let mut tables = Vec::with_capacity(m.tables.len());
+    for t in &m.tables {
+        match m.schema.table(&t.name) {
+            Some(schema) => {
+                entries.push(t);
+                tables.push(schema.clone());
+            }
+            None => problems.push(format!(
+                "table {}: the snapshot has no schema for it",
+                t.name
+            )),
+        }
+    }
     let digests = upkeep_db::digest_tables(target, tables, jobs, cancel).await?;
-    for (t, d) in m.tables.iter().zip(digests) {
+    for (t, d) in entries.into_iter().zip(digests) {
         if d != t.digest {
             problems.push(format!(
                 "table {}: the live database digests to {d}, the snapshot to {}",
