@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio_util::sync::CancellationToken;
 use upkeep_core::{Digest, Engine, KeyRange, Table, TableKind};
+use upkeep_db::pg_post::{self, PostStatement};
 use upkeep_db::{quote, Database, OpenMode, PlanOptions, Target};
 
 use crate::manifest::TableEntry;
@@ -65,27 +66,28 @@ impl PostData {
             .map(|(i, s)| (s.as_str(), i))
             .collect();
         for stmt in post_data {
-            if is_index_build(&stmt) {
-                match build_table(&stmt).and_then(|t| index_of.get(t)) {
+            match pg_post::classify(&stmt) {
+                PostStatement::Build { table } => match table.and_then(|t| index_of.get(t)) {
                     Some(&i) if tables[i].kind == TableKind::Table => {
-                        out.builds[i].extend(key_as_index(&stmt).unwrap_or_else(|| vec![stmt]));
+                        let split = pg_post::key_as_index(&stmt);
+                        out.builds[i].extend(split.unwrap_or_else(|| vec![stmt]));
                     }
                     Some(&i) => out.builds[i].push(stmt),
                     None => out.orphan_builds.push(stmt),
+                },
+                PostStatement::ForeignKey { table, name } => {
+                    let plain = index_of
+                        .get(table)
+                        .is_some_and(|&i| tables[i].kind == TableKind::Table);
+                    if plain && !stmt.trim_end().ends_with("NOT VALID") {
+                        let validate = format!("ALTER TABLE {table} VALIDATE CONSTRAINT {name}");
+                        out.foreign_keys
+                            .push((format!("{} NOT VALID", stmt.trim_end()), Some(validate)));
+                    } else {
+                        out.foreign_keys.push((stmt, None));
+                    }
                 }
-            } else if let Some((table, name)) = foreign_key(&stmt) {
-                let plain = index_of
-                    .get(table)
-                    .is_some_and(|&i| tables[i].kind == TableKind::Table);
-                if plain && !stmt.trim_end().ends_with("NOT VALID") {
-                    let validate = format!("ALTER TABLE {table} VALIDATE CONSTRAINT {name}");
-                    out.foreign_keys
-                        .push((format!("{} NOT VALID", stmt.trim_end()), Some(validate)));
-                } else {
-                    out.foreign_keys.push((stmt, None));
-                }
-            } else {
-                out.rest.push(stmt);
+                PostStatement::Other => out.rest.push(stmt),
             }
         }
         // Index builds first: they share the table with each other and with the read-back;
@@ -95,57 +97,6 @@ impl PostData {
         }
         out
     }
-}
-
-/// Keys, checks and indexes: statements that only read their own table and can run side by
-/// side. Foreign keys, sequences, views and triggers run after them, in order.
-fn is_index_build(stmt: &str) -> bool {
-    let s = stmt.trim_start();
-    s.starts_with("CREATE INDEX")
-        || s.starts_with("CREATE UNIQUE INDEX")
-        || (s.starts_with("ALTER TABLE")
-            && !s.contains(" FOREIGN KEY ")
-            && [" PRIMARY KEY ", " UNIQUE ", " CHECK ", " EXCLUDE "]
-                .iter()
-                .any(|k| s.contains(k)))
-}
-
-/// `ALTER TABLE t ADD CONSTRAINT n PRIMARY KEY (cols)` (or `UNIQUE`) as an index build, which
-/// lets the table be read meanwhile, and the instant attachment of that index as the
-/// constraint. The result is the same constraint on the same index. `None` for keys with
-/// options (INCLUDE, WITH, DEFERRABLE…), which are built as they are.
-fn key_as_index(stmt: &str) -> Option<Vec<String>> {
-    let rest = stmt.strip_prefix("ALTER TABLE ")?;
-    let (table, rest) = rest.split_once(" ADD CONSTRAINT ")?;
-    let (name, kind, cols) = ["PRIMARY KEY", "UNIQUE"].iter().find_map(|kind| {
-        let (name, cols) = rest.split_once(&format!(" {kind} ("))?;
-        Some((name, *kind, cols.strip_suffix(')')?))
-    })?;
-    if cols.contains(['(', ')']) {
-        return None;
-    }
-    Some(vec![
-        format!("CREATE UNIQUE INDEX {name} ON {table} USING btree ({cols})"),
-        format!("ALTER TABLE {table} ADD CONSTRAINT {name} {kind} USING INDEX {name}"),
-    ])
-}
-
-/// The table of `ALTER TABLE t ADD CONSTRAINT …` or `CREATE [UNIQUE] INDEX n ON [ONLY] t USING …`.
-fn build_table(stmt: &str) -> Option<&str> {
-    if let Some(rest) = stmt.strip_prefix("ALTER TABLE ") {
-        return rest.split_once(" ADD CONSTRAINT ").map(|(t, _)| t);
-    }
-    let (_, after_on) = stmt.split_once(" ON ")?;
-    let after_on = after_on.strip_prefix("ONLY ").unwrap_or(after_on);
-    after_on.split_once(" USING ").map(|(t, _)| t)
-}
-
-/// The table and constraint name of `ALTER TABLE t ADD CONSTRAINT n FOREIGN KEY (…) …`.
-fn foreign_key(stmt: &str) -> Option<(&str, &str)> {
-    let rest = stmt.strip_prefix("ALTER TABLE ")?;
-    let (table, rest) = rest.split_once(" ADD CONSTRAINT ")?;
-    let (name, _) = rest.split_once(" FOREIGN KEY (")?;
-    Some((table, name))
 }
 
 /// A part of a table's read-back.
@@ -615,52 +566,4 @@ pub(crate) async fn spelled_names(
         }
         .into()
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn plain_keys_become_index_builds() {
-        assert_eq!(
-            key_as_index(r#"ALTER TABLE public.t ADD CONSTRAINT "t_pkey" PRIMARY KEY (a, "B")"#)
-                .unwrap(),
-            [
-                r#"CREATE UNIQUE INDEX "t_pkey" ON public.t USING btree (a, "B")"#,
-                r#"ALTER TABLE public.t ADD CONSTRAINT "t_pkey" PRIMARY KEY USING INDEX "t_pkey""#
-            ]
-        );
-        assert_eq!(
-            key_as_index(r#"ALTER TABLE public.t ADD CONSTRAINT "u" UNIQUE (email)"#).unwrap()[1],
-            r#"ALTER TABLE public.t ADD CONSTRAINT "u" UNIQUE USING INDEX "u""#
-        );
-        for kept in [
-            r#"ALTER TABLE t ADD CONSTRAINT "p" PRIMARY KEY (a) INCLUDE (b)"#,
-            r#"ALTER TABLE t ADD CONSTRAINT "u" UNIQUE (a) DEFERRABLE"#,
-            r#"ALTER TABLE t ADD CONSTRAINT "u" UNIQUE NULLS NOT DISTINCT (a)"#,
-            r#"ALTER TABLE t ADD CONSTRAINT "c" CHECK ((a > 0))"#,
-        ] {
-            assert_eq!(key_as_index(kept), None, "{kept}");
-        }
-    }
-
-    #[test]
-    fn statements_name_their_tables() {
-        assert_eq!(
-            build_table(r#"ALTER TABLE public."Order" ADD CONSTRAINT "o_pkey" PRIMARY KEY (id)"#),
-            Some(r#"public."Order""#)
-        );
-        assert_eq!(
-            build_table("CREATE UNIQUE INDEX i ON ONLY s.t USING btree (a)"),
-            Some("s.t")
-        );
-        assert_eq!(
-            foreign_key(
-                r#"ALTER TABLE public.lines ADD CONSTRAINT "lines_fk" FOREIGN KEY (o) REFERENCES orders(id)"#
-            ),
-            Some(("public.lines", r#""lines_fk""#))
-        );
-        assert_eq!(foreign_key("SELECT setval('s', 1, true)"), None);
-    }
 }

@@ -22,6 +22,7 @@ mod error;
 mod mysql;
 mod native;
 mod pg;
+pub mod pg_post;
 mod plan;
 pub mod quote;
 mod scan;
