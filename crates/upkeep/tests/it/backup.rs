@@ -434,3 +434,38 @@ async fn metrics_file_says_success_and_failure_whatever_failed() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn restore_of_an_unknown_snapshot_exits_5_naming_it() {
+    let sqlite = TestDb::new(Engine::Sqlite).await;
+    sqlite
+        .execute("CREATE TABLE t (id INTEGER PRIMARY KEY); INSERT INTO t VALUES (1);")
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let src = sqlite
+        .target
+        .sqlite_path()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let made = upkeep(&["backup", &src, "--repo", repo.to_str().unwrap()]);
+    assert!(made.status.success(), "{}", stderr(&made));
+    let to = dir.path().join("copy.db");
+    let o = upkeep(&[
+        "restore",
+        "--repo",
+        repo.to_str().unwrap(),
+        "nosuchsnapshot",
+        "--to",
+        to.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(5), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("snapshot nosuchsnapshot not found"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!to.exists() || std::fs::metadata(&to).unwrap().len() == 0);
+}

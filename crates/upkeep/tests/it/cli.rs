@@ -233,3 +233,19 @@ async fn mysql_password_comes_from_the_file_else_the_environment() {
         stderr(&file_over_env)
     );
 }
+
+#[test]
+fn urls_without_a_host_or_a_path_exit_2() {
+    for (url, why) in [
+        ("postgres://u@/db", "empty host"),
+        ("sqlite://", "no file path"),
+    ] {
+        let o = upkeep(&["checksum", url]);
+        assert_eq!(o.status.code(), Some(2), "{url}: {}", stderr(&o));
+        let line = one_line_error(&o);
+        assert!(
+            line.contains("invalid connection URL") && line.contains(why),
+            "{line}"
+        );
+    }
+}
