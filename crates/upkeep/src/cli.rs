@@ -257,8 +257,12 @@ fn init_logging(global: &GlobalArgs) {
             _ => "trace",
         }
     };
+    // Server notices reach us through sqlx's log; at the default level they
+    // would add lines such as "terminating connection due to immediate shutdown"
+    // before the one-line error that already names what happened.
+    let sqlx = if global.verbose == 0 { "error" } else { "warn" };
     let filter = EnvFilter::try_from_env("UPKEEP_LOG")
-        .unwrap_or_else(|_| EnvFilter::new(format!("{level},sqlx=warn")));
+        .unwrap_or_else(|_| EnvFilter::new(format!("{level},sqlx={sqlx}")));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
