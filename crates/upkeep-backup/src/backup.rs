@@ -11,7 +11,7 @@ use upkeep_core::{row_hash, Batch, Digest, Engine, Progress, TableFilter};
 use upkeep_db::{BatchSink, PlanOptions, ScanError, ScanOptions, ScanTask, Snapshot, Target};
 
 use crate::chunker::{RawChunk, RowChunker};
-use crate::manifest::{ChunkRef, Manifest, TableEntry, MANIFEST_FORMAT, MANIFEST_VERSION};
+use crate::manifest::{ChunkRef, Manifest, Segment, TableEntry, MANIFEST_FORMAT, MANIFEST_VERSION};
 use crate::repo::Repository;
 use crate::BackupError;
 
@@ -26,6 +26,9 @@ pub struct BackupOptions {
     /// zstd level for a new repository (an existing one keeps its own).
     pub zstd_level: i32,
     pub plan: PlanOptions,
+    /// Read every key range, even those whose change fingerprint says they are as the
+    /// parent snapshot holds them (restic's `--force`).
+    pub force: bool,
 }
 
 impl BackupOptions {
@@ -39,6 +42,7 @@ impl BackupOptions {
             tags: Vec::new(),
             zstd_level: 3,
             plan: PlanOptions::default(),
+            force: false,
         }
     }
 }
@@ -59,6 +63,14 @@ pub struct BackupReport {
     pub chunks_new: u64,
     /// bytes_read / bytes_stored: how much smaller the new data is than what was read.
     pub dedup_ratio: f64,
+    /// The earlier snapshot of the same source whose unchanged key ranges were not read
+    /// again (PostgreSQL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    /// Key ranges in all, and those found unchanged since the parent and not read.
+    pub ranges_total: u64,
+    pub ranges_unchanged: u64,
+    pub rows_unchanged: u64,
     pub duration_ms: u64,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
@@ -77,6 +89,7 @@ struct TaskState {
     chunker: RowChunker,
     refs: Vec<ChunkRef>,
     digest: Digest,
+    fingerprint: Option<String>,
 }
 
 /// What one worker read and stored.
@@ -85,6 +98,8 @@ struct Stats {
     bytes_read: u64,
     bytes_stored: u64,
     chunks_new: u64,
+    ranges_unchanged: u64,
+    rows_unchanged: u64,
 }
 
 impl std::ops::AddAssign for Stats {
@@ -92,8 +107,13 @@ impl std::ops::AddAssign for Stats {
         self.bytes_read += o.bytes_read;
         self.bytes_stored += o.bytes_stored;
         self.chunks_new += o.chunks_new;
+        self.ranges_unchanged += o.ranges_unchanged;
+        self.rows_unchanged += o.rows_unchanged;
     }
 }
+
+/// A key range of the parent snapshot: its chunks and digest.
+type ParentSegments = HashMap<(usize, usize), (Vec<ChunkRef>, Digest)>;
 
 /// Cuts one worker's rows into chunks and stores the new ones.
 struct ChunkSink {
@@ -104,6 +124,21 @@ struct ChunkSink {
     open: HashMap<(usize, usize), TaskState>,
     done: Vec<((usize, usize), TaskState)>,
     stats: Stats,
+    parents: Arc<ParentSegments>,
+}
+
+impl ChunkSink {
+    fn state(&mut self, task: &ScanTask) -> &mut TaskState {
+        let (min, target, max) = self.sizes;
+        self.open
+            .entry((task.table, task.chunk))
+            .or_insert_with(|| TaskState {
+                chunker: RowChunker::new(min, target, max),
+                refs: Vec::new(),
+                digest: Digest::default(),
+                fingerprint: None,
+            })
+    }
 }
 
 /// Stores `chunk` (when the repository lacks it) and adds it to the task's chunk list.
@@ -132,22 +167,50 @@ impl BatchSink for ChunkSink {
 
     fn batch(&mut self, task: &ScanTask, batch: Batch) -> Result<(), BackupError> {
         self.stats.bytes_read += u64::try_from(batch.byte_len()).unwrap_or(u64::MAX);
-        let (min, target, max) = self.sizes;
-        let state = self
-            .open
-            .entry((task.table, task.chunk))
-            .or_insert_with(|| TaskState {
-                chunker: RowChunker::new(min, target, max),
-                refs: Vec::new(),
-                digest: Digest::default(),
-            });
+        let (repo, level) = (self.repo.clone(), self.level);
+        let mut stats = self.stats;
+        let state = self.state(task);
         for row in batch.rows() {
             let hash = row_hash(row);
             state.digest.add_hash(&hash);
             if let Some(chunk) = state.chunker.push(row, &hash) {
-                store(&self.repo, self.level, &mut self.stats, state, chunk)?;
+                store(&repo, level, &mut stats, state, chunk)?;
             }
         }
+        self.stats = stats;
+        Ok(())
+    }
+
+    fn fingerprint(
+        &mut self,
+        task: &ScanTask,
+        fingerprint: String,
+        unchanged: bool,
+    ) -> Result<(), BackupError> {
+        if !unchanged {
+            self.state(task).fingerprint = Some(fingerprint);
+            return Ok(());
+        }
+        let key = (task.table, task.chunk);
+        let (refs, digest) =
+            self.parents
+                .get(&key)
+                .cloned()
+                .ok_or_else(|| BackupError::Corrupt {
+                    what: format!("the parent snapshot has no range {} of a table", task.chunk),
+                })?;
+        self.stats.ranges_unchanged += 1;
+        self.stats.rows_unchanged += digest.rows();
+        let (min, target, max) = self.sizes;
+        self.done.push((
+            key,
+            TaskState {
+                chunker: RowChunker::new(min, target, max),
+                refs,
+                digest,
+                fingerprint: Some(fingerprint),
+            },
+        ));
         Ok(())
     }
 
@@ -195,13 +258,21 @@ pub async fn backup(
     )
     .await;
     snapshot.close().await;
-    let (manifest, sinks_stats, warnings) = result?;
+    let Ran {
+        manifest,
+        stats: sinks_stats,
+        warnings,
+        parent,
+        ranges_total,
+    } = result?;
     // The manifest goes last: a run killed before this line leaves chunks, never a snapshot.
     repo.put_manifest(&manifest)?;
     let Stats {
         bytes_read,
         bytes_stored,
         chunks_new,
+        ranges_unchanged,
+        rows_unchanged,
     } = sinks_stats;
     let tables: Vec<TableBackup> = manifest
         .tables
@@ -232,9 +303,88 @@ pub async fn backup(
         bytes_stored,
         chunks_new,
         dedup_ratio,
+        parent,
+        ranges_total,
+        ranges_unchanged,
+        rows_unchanged,
         duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         warnings,
     })
+}
+
+/// What a backup's read produced, before its manifest is stored.
+struct Ran {
+    manifest: Manifest,
+    stats: Stats,
+    warnings: Vec<String>,
+    parent: Option<String>,
+    ranges_total: u64,
+}
+
+/// The latest snapshot of the same source, when its fingerprints can be compared with this
+/// snapshot's: the parent whose unchanged ranges are not read again.
+fn find_parent(
+    repo: &Repository,
+    target: &Target,
+    identity: &str,
+) -> Result<Option<Manifest>, BackupError> {
+    let mut ids = repo.snapshot_ids()?;
+    ids.sort_unstable_by(|a, b| b.cmp(a));
+    for id in ids {
+        // A manifest that does not load is verify's to report; it is just no parent.
+        let Ok(m) = repo.load_manifest(&id) else {
+            continue;
+        };
+        if m.engine == target.engine() && m.source == target.display() {
+            let prefix = format!("{identity}/");
+            let comparable = m
+                .tables
+                .iter()
+                .flat_map(|t| &t.segments)
+                .any(|s| s.fingerprint.starts_with(&prefix));
+            return Ok(comparable.then_some(m));
+        }
+    }
+    Ok(None)
+}
+
+/// The parent's ranges of `table`, when they can be read again: the same table definition
+/// and type definitions, every chunk still in the repository, and not so much growth that
+/// the last range (which takes the new rows) would be read by one worker alone.
+fn parent_ranges<'p>(
+    repo: &Repository,
+    parent: &'p Manifest,
+    pre_data_same: bool,
+    table: &upkeep_core::Table,
+) -> Result<Option<&'p TableEntry>, BackupError> {
+    if !pre_data_same {
+        return Ok(None);
+    }
+    let Some(entry) = parent.tables.iter().find(|e| e.name == table.name) else {
+        return Ok(None);
+    };
+    let unestimated = |t: &upkeep_core::Table| upkeep_core::Table {
+        estimated_rows: None,
+        ..t.clone()
+    };
+    let same_definition = parent
+        .schema
+        .tables
+        .iter()
+        .find(|t| t.name == table.name)
+        .is_some_and(|t| unestimated(t) == unestimated(table));
+    let grown = table
+        .estimated_rows
+        .is_some_and(|n| n > entry.rows + entry.rows / 2 + 100_000);
+    if entry.segments.is_empty() || !same_definition || grown {
+        return Ok(None);
+    }
+    for c in &entry.chunks {
+        if !repo.has_chunk(&c.id)? {
+            return Ok(None);
+        }
+    }
+    Ok(Some(entry))
 }
 
 async fn run(
@@ -244,7 +394,7 @@ async fn run(
     progress: Arc<dyn Progress>,
     cancel: CancellationToken,
     started_at: &str,
-) -> Result<(Manifest, Stats, Vec<String>), BackupError> {
+) -> Result<Ran, BackupError> {
     let target = &options.target;
     let filter = TableFilter::new(&options.include, &options.exclude);
     let tables: Vec<upkeep_core::Table> = filter
@@ -257,10 +407,47 @@ async fn run(
     let table_names: Vec<upkeep_core::TableName> = tables.iter().map(|t| t.name.clone()).collect();
     let native_ddl = snapshot.native_ddl(&table_names, all).await?;
     let mut warnings: Vec<String> = snapshot.warnings().to_vec();
-    let planned = snapshot.plan_tasks(&tables, options.plan).await?;
+    let identity = snapshot.change_identity().map(str::to_owned);
+    let parent = match &identity {
+        Some(identity) if !options.force => find_parent(repo, target, identity)?,
+        _ => None,
+    };
+    let mut given = vec![None; tables.len()];
+    let mut parents = ParentSegments::new();
+    if let Some(parent) = &parent {
+        let pre_data_same = parent.native_ddl.pre_data == native_ddl.pre_data;
+        for (ti, table) in tables.iter().enumerate() {
+            let Some(entry) = parent_ranges(repo, parent, pre_data_same, table)? else {
+                continue;
+            };
+            let mut chunks = entry.chunks.iter();
+            for (ci, seg) in entry.segments.iter().enumerate() {
+                let refs: Vec<ChunkRef> = chunks.by_ref().take(seg.chunks).cloned().collect();
+                parents.insert((ti, ci), (refs, seg.digest));
+            }
+            given[ti] = Some(entry.segments.iter().map(|s| s.range.clone()).collect());
+        }
+    }
+    let planned = snapshot
+        .plan_tasks_given(&tables, options.plan, &given)
+        .await?;
     warnings.extend(planned.warnings);
-    let tasks = planned.tasks;
-    let chunk_counts: Vec<usize> = planned.ranges.iter().map(Vec::len).collect();
+    let mut tasks = planned.tasks;
+    if let Some(parent) = &parent {
+        for task in &mut tasks {
+            if given[task.table].is_some() {
+                let entry = parent
+                    .tables
+                    .iter()
+                    .find(|e| e.name == tables[task.table].name);
+                task.unchanged_if = entry
+                    .and_then(|e| e.segments.get(task.chunk))
+                    .map(|s| s.fingerprint.clone());
+            }
+        }
+    }
+    let ranges_total = tasks.len() as u64;
+    let parents = Arc::new(parents);
     progress.event(upkeep_core::ProgressEvent::Planned {
         tables: tables.len(),
         estimated_rows: tables.iter().filter_map(|t| t.estimated_rows).sum(),
@@ -278,10 +465,12 @@ async fn run(
             open: HashMap::new(),
             done: Vec::new(),
             stats: Stats::default(),
+            parents: parents.clone(),
         })
         .collect();
     let scan_options = ScanOptions {
         ordered: true,
+        fingerprints: identity.is_some(),
         ..ScanOptions::default()
     };
     let tables = Arc::new(tables);
@@ -310,11 +499,28 @@ async fn run(
     for (ti, table) in tables.iter().enumerate() {
         let mut digest = Digest::default();
         let mut chunks = Vec::new();
-        for ci in 0..chunk_counts[ti] {
-            if let Some(state) = done.remove(&(ti, ci)) {
-                digest.merge(&state.digest);
-                chunks.extend(state.refs);
+        let mut segments = Vec::new();
+        let mut fingerprinted = true;
+        for (ci, range) in planned.ranges[ti].iter().enumerate() {
+            match done.remove(&(ti, ci)) {
+                Some(state) => {
+                    digest.merge(&state.digest);
+                    match state.fingerprint {
+                        Some(fingerprint) => segments.push(Segment {
+                            range: range.clone(),
+                            fingerprint,
+                            chunks: state.refs.len(),
+                            digest: state.digest,
+                        }),
+                        None => fingerprinted = false,
+                    }
+                    chunks.extend(state.refs);
+                }
+                None => fingerprinted = false,
             }
+        }
+        if !fingerprinted {
+            segments.clear();
         }
         entries.push(TableEntry {
             name: table.name.clone(),
@@ -322,6 +528,7 @@ async fn run(
             digest,
             bytes: chunks.iter().map(|c| c.bytes).sum(),
             chunks,
+            segments,
         });
     }
     let id = format!(
@@ -350,5 +557,11 @@ async fn run(
         native_ddl,
         tables: entries,
     };
-    Ok((manifest, stats, warnings))
+    Ok(Ran {
+        manifest,
+        stats,
+        warnings,
+        parent: parent.map(|p| p.id),
+        ranges_total,
+    })
 }

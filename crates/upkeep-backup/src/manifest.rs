@@ -2,7 +2,7 @@
 //! needs and every chunk it reads.
 
 use serde::{Deserialize, Serialize};
-use upkeep_core::{Digest, Engine, Schema, TableName};
+use upkeep_core::{Digest, Engine, KeyRange, Schema, TableName};
 use upkeep_db::NativeDdl;
 
 use crate::BackupError;
@@ -43,6 +43,21 @@ pub struct TableEntry {
     /// Uncompressed bytes of the table's rows.
     pub bytes: u64,
     pub chunks: Vec<ChunkRef>,
+    /// The key ranges the table was read in, in order, each with its change fingerprint:
+    /// the next backup reads the same ranges and skips those whose fingerprint is unchanged.
+    /// Empty where the engine has no fingerprints.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub segments: Vec<Segment>,
+}
+
+/// One key range of a table as a backup read it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Segment {
+    pub range: KeyRange,
+    pub fingerprint: String,
+    /// How many of the table's chunks, following the previous segment's, hold its rows.
+    pub chunks: usize,
+    pub digest: Digest,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,6 +94,16 @@ impl Manifest {
                     "table {} lists {rows} rows in its chunks but {} in its digest",
                     t.name, t.digest
                 )));
+            }
+            if !t.segments.is_empty() {
+                let chunks: usize = t.segments.iter().map(|s| s.chunks).sum();
+                let rows: u64 = t.segments.iter().map(|s| s.digest.rows()).sum();
+                if chunks != t.chunks.len() || rows != t.rows {
+                    return Err(bad(format!(
+                        "table {} has segments that do not cover its chunks",
+                        t.name
+                    )));
+                }
             }
             if t.chunks
                 .iter()

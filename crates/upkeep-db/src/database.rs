@@ -297,11 +297,7 @@ impl Database {
         cancel: &tokio_util::sync::CancellationToken,
     ) -> Result<upkeep_core::Digest, DbError> {
         use crate::scan::{ChunkOut, Msg};
-        let task = std::sync::Arc::new(crate::ScanTask {
-            table: 0,
-            chunk: 0,
-            range: upkeep_core::KeyRange::ALL,
-        });
+        let task = std::sync::Arc::new(crate::ScanTask::new(0, 0, upkeep_core::KeyRange::ALL));
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Msg>(4);
         let hasher = tokio::task::spawn_blocking(move || {
             let mut digest = upkeep_core::Digest::default();
@@ -360,6 +356,8 @@ pub struct Snapshot {
     server_version: String,
     consistency: String,
     warnings: Vec<String>,
+    /// See [`Snapshot::change_identity`].
+    change_identity: Option<String>,
 }
 
 impl std::fmt::Debug for Snapshot {
@@ -382,6 +380,10 @@ impl Snapshot {
                 let mut coordinator = Session::Pg(coord);
                 let schema = coordinator.introspect(target).await?;
                 let server_version = coordinator.server_version(target).await?;
+                let change_identity = match &mut coordinator {
+                    Session::Pg(c) => pg::change_identity(c, target).await?,
+                    _ => None,
+                };
                 let mut sessions = Vec::with_capacity(workers);
                 for _ in 0..workers {
                     let mut c = pg::connect(target).await?;
@@ -396,6 +398,7 @@ impl Snapshot {
                     server_version,
                     consistency: format!("exported snapshot {id}"),
                     warnings: Vec::new(),
+                    change_identity,
                 })
             }
             Engine::Mysql => {
@@ -446,6 +449,7 @@ impl Snapshot {
                         None => "consistent snapshot transactions".to_owned(),
                     },
                     warnings,
+                    change_identity: None,
                 })
             }
             Engine::Sqlite => {
@@ -464,6 +468,7 @@ impl Snapshot {
                     server_version: sqlite::server_version(),
                     consistency: "one read transaction".to_owned(),
                     warnings: Vec::new(),
+                    change_identity: None,
                 })
             }
         }
@@ -488,6 +493,14 @@ impl Snapshot {
 
     pub fn warnings(&self) -> &[String] {
         &self.warnings
+    }
+
+    /// What ties change fingerprints to this source (PostgreSQL: cluster, timeline, database
+    /// and transaction-id epoch): a fingerprint taken under another identity is never
+    /// compared. `None` where the engine has no fingerprints (MySQL, SQLite) or the role may
+    /// not read the control data.
+    pub fn change_identity(&self) -> Option<&str> {
+        self.change_identity.as_deref()
     }
 
     /// How many sessions read in parallel.
@@ -517,6 +530,18 @@ impl Snapshot {
         tables: &[Table],
         options: PlanOptions,
     ) -> Result<Planned, DbError> {
+        self.plan_tasks_given(tables, options, &vec![None; tables.len()])
+            .await
+    }
+
+    /// [`Self::plan_tasks`], where a table with `given` ranges (which must partition its key
+    /// space, as an earlier plan's do) keeps them instead of being planned.
+    pub async fn plan_tasks_given(
+        &mut self,
+        tables: &[Table],
+        options: PlanOptions,
+        given: &[Option<Vec<KeyRange>>],
+    ) -> Result<Planned, DbError> {
         let options = PlanOptions {
             min_chunks: self.workers(),
             ..options
@@ -529,16 +554,15 @@ impl Snapshot {
                     table.name
                 ));
             }
-            let ranges = self.plan(table, &options).await?;
+            let ranges = match given.get(ti) {
+                Some(Some(ranges)) => ranges.clone(),
+                _ => self.plan(table, &options).await?,
+            };
             planned.tasks.extend(
                 ranges
                     .iter()
                     .enumerate()
-                    .map(|(ci, range)| crate::ScanTask {
-                        table: ti,
-                        chunk: ci,
-                        range: range.clone(),
-                    }),
+                    .map(|(ci, range)| crate::ScanTask::new(ti, ci, range.clone())),
             );
             planned.ranges.push(ranges);
         }

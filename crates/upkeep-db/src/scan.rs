@@ -27,6 +27,21 @@ pub struct ScanTask {
     /// Index of the chunk within its table.
     pub chunk: usize,
     pub range: KeyRange,
+    /// Skip reading the range when its change fingerprint is this (with
+    /// [`ScanOptions::fingerprints`]): the sink is told [`BatchSink::fingerprint`] with
+    /// `unchanged` and gets no batch.
+    pub unchanged_if: Option<String>,
+}
+
+impl ScanTask {
+    pub fn new(table: usize, chunk: usize, range: KeyRange) -> Self {
+        Self {
+            table,
+            chunk,
+            range,
+            unchanged_if: None,
+        }
+    }
 }
 
 /// Consumes the batches of the chunks one worker reads, in order, on its own thread.
@@ -39,6 +54,19 @@ pub trait BatchSink: Send + 'static {
     /// of values read by the spec's `other` rule because they did not fit their column.
     fn chunk_done(&mut self, task: &ScanTask, rows: u64, irregular: u64)
         -> Result<(), Self::Error>;
+
+    /// The chunk's change fingerprint, when the scan computes them
+    /// ([`ScanOptions::fingerprints`] on an engine that has them): after its last batch and
+    /// before [`Self::chunk_done`], or alone when it equals the task's `unchanged_if`
+    /// (`unchanged`), in which case the chunk was not read.
+    fn fingerprint(
+        &mut self,
+        _task: &ScanTask,
+        _fingerprint: String,
+        _unchanged: bool,
+    ) -> Result<(), Self::Error> {
+        Ok(())
+    }
 }
 
 /// A scan failed in the database or in a sink.
@@ -57,6 +85,10 @@ pub struct ScanOptions {
     /// Read each chunk in key order (backups need a stable row order for their chunks to
     /// deduplicate; digests do not care).
     pub ordered: bool,
+    /// Compute each chunk's change fingerprint (PostgreSQL: row count and a hash sum of the
+    /// rows' `xmin`, tied to the cluster, timeline and database) and skip chunks whose
+    /// fingerprint equals their task's `unchanged_if`.
+    pub fingerprints: bool,
 }
 
 impl Default for ScanOptions {
@@ -65,6 +97,7 @@ impl Default for ScanOptions {
             batch_rows: upkeep_core::DEFAULT_BATCH_ROWS,
             batch_bytes: upkeep_core::DEFAULT_BATCH_BYTES,
             ordered: false,
+            fingerprints: false,
         }
     }
 }
@@ -72,6 +105,7 @@ impl Default for ScanOptions {
 pub(crate) enum Msg {
     Batch(Arc<ScanTask>, Batch),
     Done(Arc<ScanTask>, u64, u64),
+    Fingerprint(Arc<ScanTask>, String, bool),
 }
 
 /// Where a reader writes one chunk's rows.
@@ -81,6 +115,8 @@ pub(crate) struct ChunkOut {
     builder: BatchBuilder,
     rows: u64,
     irregular: u64,
+    /// PostgreSQL: the rows' xmin hash sum, when the scan fingerprints chunks.
+    pub(crate) xmin: Option<crate::pg::XminSum>,
     cancel: CancellationToken,
 }
 
@@ -97,6 +133,7 @@ impl ChunkOut {
             builder: BatchBuilder::new(options.batch_rows, options.batch_bytes),
             rows: 0,
             irregular: 0,
+            xmin: None,
             cancel,
         }
     }
@@ -169,6 +206,11 @@ pub async fn scan<S: BatchSink>(
     assert_eq!(sessions.len(), sinks.len(), "one sink per snapshot session");
     let queue = Arc::new(Mutex::new(VecDeque::from(tasks)));
     let target = Arc::new(snapshot.target().clone());
+    let identity: Option<Arc<str>> = if options.fingerprints {
+        snapshot.change_identity().map(Arc::from)
+    } else {
+        None
+    };
     let mut readers = Vec::new();
     let mut consumers = Vec::new();
     for (session, mut sink) in sessions.into_iter().zip(sinks) {
@@ -188,6 +230,7 @@ pub async fn scan<S: BatchSink>(
                         sink.batch(&task, batch)
                     }
                     Msg::Done(task, rows, irregular) => sink.chunk_done(&task, rows, irregular),
+                    Msg::Fingerprint(task, fp, unchanged) => sink.fingerprint(&task, fp, unchanged),
                 };
                 if let Err(e) = result {
                     cancel_sink.cancel();
@@ -196,14 +239,18 @@ pub async fn scan<S: BatchSink>(
             }
             Ok(sink)
         }));
-        let (queue, tables, target, cancel) = (
-            queue.clone(),
-            tables.clone(),
-            target.clone(),
-            cancel.clone(),
-        );
+        let worker = Worker {
+            queue: queue.clone(),
+            tables: tables.clone(),
+            target: target.clone(),
+            identity: identity.clone(),
+            tx,
+            options,
+            cancel: cancel.clone(),
+        };
+        let cancel = cancel.clone();
         readers.push(tokio::spawn(async move {
-            let result = run_worker(session, &queue, &tables, &target, &tx, options, &cancel).await;
+            let result = worker.run(session).await;
             if result.is_err() {
                 cancel.cancel();
             }
@@ -250,47 +297,76 @@ pub async fn scan<S: BatchSink>(
     }
 }
 
-async fn run_worker(
-    mut session: Session,
-    queue: &Mutex<VecDeque<ScanTask>>,
-    tables: &[Table],
-    target: &crate::Target,
-    tx: &mpsc::Sender<Msg>,
+/// One reader: takes tasks from the shared queue and sends their batches to its sink.
+struct Worker {
+    queue: Arc<Mutex<VecDeque<ScanTask>>>,
+    tables: Arc<Vec<Table>>,
+    target: Arc<crate::Target>,
+    /// The snapshot's change identity when chunks are fingerprinted.
+    identity: Option<Arc<str>>,
+    tx: mpsc::Sender<Msg>,
     options: ScanOptions,
-    cancel: &CancellationToken,
-) -> Result<(), DbError> {
-    loop {
-        if cancel.is_cancelled() {
-            return Err(DbError::Cancelled);
+    cancel: CancellationToken,
+}
+
+impl Worker {
+    async fn run(self, mut session: Session) -> Result<(), DbError> {
+        let (target, tx) = (&*self.target, &self.tx);
+        loop {
+            if self.cancel.is_cancelled() {
+                return Err(DbError::Cancelled);
+            }
+            let Some(task) = self
+                .queue
+                .lock()
+                .expect("the task queue is never poisoned")
+                .pop_front()
+            else {
+                break;
+            };
+            let task = Arc::new(task);
+            let table = &self.tables[task.table];
+            let mut tail = range_tail(target, table, &task.range);
+            if let (Some(identity), Some(expected), Session::Pg(conn)) =
+                (&self.identity, &task.unchanged_if, &mut session)
+            {
+                let fp = crate::pg::range_fingerprint(conn, target, table, &tail).await?;
+                let fp = format!("{identity}/{fp}");
+                if fp == *expected {
+                    tx.send(Msg::Fingerprint(task, fp, true))
+                        .await
+                        .map_err(|_| DbError::Cancelled)?;
+                    continue;
+                }
+            }
+            if let (true, Some(k)) = (self.options.ordered, table.split_key()) {
+                tail.push_str(&format!(
+                    " ORDER BY {}",
+                    crate::quote::ident_list(target.engine(), &k.columns)
+                ));
+            }
+            let mut out =
+                ChunkOut::new(tx.clone(), task.clone(), self.options, self.cancel.clone());
+            if self.identity.is_some() && matches!(session, Session::Pg(_)) {
+                out.xmin = Some(crate::pg::XminSum::default());
+            }
+            let (next, mut out) = session.read_chunk(target, table, tail, out).await?;
+            session = next;
+            out.flush().await?;
+            let (rows, irregular) = (out.rows, out.irregular);
+            if let (Some(identity), Some(sum)) = (&self.identity, out.xmin) {
+                let fp = format!("{identity}/{}", sum.fingerprint());
+                tx.send(Msg::Fingerprint(task.clone(), fp, false))
+                    .await
+                    .map_err(|_| DbError::Cancelled)?;
+            }
+            tx.send(Msg::Done(task, rows, irregular))
+                .await
+                .map_err(|_| DbError::Cancelled)?;
         }
-        let Some(task) = queue
-            .lock()
-            .expect("the task queue is never poisoned")
-            .pop_front()
-        else {
-            break;
-        };
-        let task = Arc::new(task);
-        let table = &tables[task.table];
-        let key = table.split_key();
-        let mut tail = range_tail(target, table, &task.range);
-        if let (true, Some(k)) = (options.ordered, key) {
-            tail.push_str(&format!(
-                " ORDER BY {}",
-                crate::quote::ident_list(target.engine(), &k.columns)
-            ));
-        }
-        let out = ChunkOut::new(tx.clone(), task.clone(), options, cancel.clone());
-        let (next, mut out) = session.read_chunk(target, table, tail, out).await?;
-        session = next;
-        out.flush().await?;
-        let (rows, irregular) = (out.rows, out.irregular);
-        tx.send(Msg::Done(task, rows, irregular))
-            .await
-            .map_err(|_| DbError::Cancelled)?;
+        session.close().await;
+        Ok(())
     }
-    session.close().await;
-    Ok(())
 }
 
 /// The ` WHERE …` that limits a read of `table` to `range` (empty for the whole table).

@@ -5,6 +5,7 @@ mod corruption;
 mod dedup;
 mod retention;
 mod roundtrip;
+mod unchanged;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -14,8 +15,17 @@ use upkeep_core::NoProgress;
 use upkeep_db::Target;
 
 pub(crate) async fn backup(target: &Target, repo: &Path) -> BackupReport {
+    backup_with(target, repo, |_| {}).await
+}
+
+pub(crate) async fn backup_with(
+    target: &Target,
+    repo: &Path,
+    configure: impl FnOnce(&mut BackupOptions),
+) -> BackupReport {
     let mut options = BackupOptions::new(target.clone(), repo.to_owned());
     options.plan.chunk_rows = 500;
+    configure(&mut options);
     upkeep_backup::backup(options, Arc::new(NoProgress), Default::default())
         .await
         .unwrap_or_else(|e| panic!("backup of {target} failed: {e}"))

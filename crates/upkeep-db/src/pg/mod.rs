@@ -102,3 +102,111 @@ pub(crate) async fn execute_script(
 pub(crate) async fn close(conn: PgConnection) {
     let _ = conn.close().await;
 }
+
+/// What must be the same for two snapshots' change fingerprints to be compared: the cluster
+/// (its system identifier), its timeline (a point-in-time recovery starts a new one and hands
+/// out transaction ids again), the database, and the transaction-id epoch in units of 2^30
+/// (ids wrap around after 2^32; within one unit no id is handed out twice). `None` when the
+/// role may not read the control data.
+pub(crate) async fn change_identity(
+    conn: &mut PgConnection,
+    target: &Target,
+) -> Result<Option<String>, DbError> {
+    // The CASE keeps a refused function call, which would abort the snapshot's transaction,
+    // from running.
+    let row = sqlx::query(
+        "SELECT CASE WHEN has_function_privilege('pg_control_system()', 'EXECUTE') \
+           AND has_function_privilege('pg_control_checkpoint()', 'EXECUTE') THEN \
+           (SELECT format('pg/%s/%s/%s/%s', s.system_identifier, c.timeline_id, d.oid, \
+                          txid_snapshot_xmax(txid_current_snapshot()) >> 30) \
+            FROM pg_control_system() s, pg_control_checkpoint() c, pg_database d \
+            WHERE d.datname = current_database()) END",
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(err(target, "reading the cluster's identity"))?;
+    row.try_get::<Option<String>, _>(0)
+        .map_err(err(target, "reading the cluster's identity"))
+}
+
+/// The change fingerprint of the rows of `table` after `tail` (a `WHERE`), computed by the
+/// server: `rows/sum of hashint8extended(xmin, 0)`. Every insert or update writes a row
+/// version with a new `xmin`, and a delete lowers the count, so a changed range changes its
+/// fingerprint. [`XminSum`] computes the same from rows read with their `xmin`.
+pub(crate) async fn range_fingerprint(
+    conn: &mut PgConnection,
+    target: &Target,
+    table: &upkeep_core::Table,
+    tail: &str,
+) -> Result<String, DbError> {
+    let sql = format!(
+        "SELECT count(*)::text || '/' || coalesce(sum(hashint8extended(xmin::text::int8, 0)), 0)::text \
+         FROM {}{tail}",
+        crate::plan::from_clause(upkeep_core::Engine::Postgres, table)
+    );
+    let context = format!("fingerprinting table {}", table.name);
+    let row = sqlx::query(&sql)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(err(target, &context))?;
+    row.try_get::<String, _>(0).map_err(err(target, &context))
+}
+
+/// The client's side of [`range_fingerprint`], summed over rows as they are read.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct XminSum {
+    rows: u64,
+    sum: i128,
+}
+
+impl XminSum {
+    pub(crate) fn add(&mut self, xmin: u32) {
+        self.rows += 1;
+        self.sum += i128::from(hash_xid(xmin));
+    }
+
+    pub(crate) fn fingerprint(&self) -> String {
+        format!("{}/{}", self.rows, self.sum)
+    }
+}
+
+/// PostgreSQL's `hashint8extended(xid::int8, 0)`: Bob Jenkins' lookup3 final mix of one 32-bit
+/// word, as `hash_bytes_uint32_extended` computes it (the hash partitioning relies on, so it
+/// does not change between releases). Were it ever to differ, fingerprints would never match
+/// and every range would be read: slower, never wrong.
+pub(crate) fn hash_xid(k: u32) -> i64 {
+    let init = 0x9e37_79b9_u32.wrapping_add(4).wrapping_add(3_923_095);
+    let (mut a, mut b, mut c) = (init.wrapping_add(k), init, init);
+    c ^= b;
+    c = c.wrapping_sub(b.rotate_left(14));
+    a ^= c;
+    a = a.wrapping_sub(c.rotate_left(11));
+    b ^= a;
+    b = b.wrapping_sub(a.rotate_left(25));
+    c ^= b;
+    c = c.wrapping_sub(b.rotate_left(16));
+    a ^= c;
+    a = a.wrapping_sub(c.rotate_left(4));
+    b ^= a;
+    b = b.wrapping_sub(a.rotate_left(14));
+    c ^= b;
+    c = c.wrapping_sub(b.rotate_left(24));
+    ((u64::from(b) << 32) | u64::from(c)).cast_signed()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn xid_hash_is_postgres_hashint8extended() {
+        // SELECT x, hashint8extended(x, 0) on PostgreSQL 15.
+        for (x, h) in [
+            (0, 4_154_612_158_245_552_303),
+            (1, -3_670_598_878_359_251_130),
+            (747, -2_527_377_027_897_327_742),
+            (123_456_789, 6_027_323_723_798_353_252),
+            (u32::MAX, -1_888_257_769_727_981_238),
+        ] {
+            assert_eq!(super::hash_xid(x), h, "{x}");
+        }
+    }
+}

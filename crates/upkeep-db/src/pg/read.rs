@@ -110,21 +110,19 @@ pub(crate) async fn read_chunk(
     tail: &str,
     out: &mut ChunkOut,
 ) -> Result<(), DbError> {
-    let (exprs, decs) = select_list(table);
+    let (mut exprs, decs) = select_list(table);
+    // Each row's xmin, last, for the range's change fingerprint.
+    let with_xmin = out.xmin.is_some();
+    if with_xmin {
+        exprs.push("xmin".to_owned());
+    }
     let from = crate::plan::from_clause(Engine::Postgres, table);
-    let sql = if table.columns.is_empty() {
-        // A table without columns still has rows; count them as empty rows.
-        format!(
-            "COPY (SELECT FROM {from}{}) TO STDOUT (FORMAT binary)",
-            tail
-        )
-    } else {
-        format!(
-            "COPY (SELECT {} FROM {from}{}) TO STDOUT (FORMAT binary)",
-            exprs.join(", "),
-            tail
-        )
-    };
+    // A table without columns still has rows; they are read as empty rows.
+    let sql = format!(
+        "COPY (SELECT {} FROM {from}{}) TO STDOUT (FORMAT binary)",
+        exprs.join(", "),
+        tail
+    );
     let context = format!("reading table {}", table.name);
     let mut stream = conn
         .copy_out_raw(&sql)
@@ -132,12 +130,14 @@ pub(crate) async fn read_chunk(
         .map_err(err(target, &context))?;
     let mut parser = CopyParser::default();
     let bad = |e: CopyFormatError| DbError::query(target.display(), context.clone(), e.to_string());
+    let fields_per_row = decs.len() + usize::from(with_xmin);
     while let Some(message) = stream.next().await {
         let bytes = message.map_err(err(target, &context))?;
         parser
-            .parse::<ReadError>(&bytes, decs.len(), |fields| {
+            .parse::<ReadError>(&bytes, fields_per_row, |fields| {
+                let (values, xmin) = fields.split_at(decs.len());
                 let b = out.builder();
-                for (i, (field, dec)) in fields.iter().zip(&decs).enumerate() {
+                for (i, (field, dec)) in values.iter().zip(&decs).enumerate() {
                     match field {
                         None => b.push_null(),
                         Some(raw) => decode(*dec, raw, b).map_err(|m| {
@@ -148,6 +148,11 @@ pub(crate) async fn read_chunk(
                             )
                         })?,
                     }
+                }
+                if let (Some(sum), Some(Some(raw))) = (out.xmin.as_mut(), xmin.first()) {
+                    let xid = be::<4>(raw)
+                        .map_err(|m| DbError::query(target.display(), context.clone(), m))?;
+                    sum.add(u32::from_be_bytes(xid));
                 }
                 out.row_done();
                 Ok(())

@@ -68,11 +68,7 @@ async fn pg_connection_lost_mid_read_is_named() {
     let tasks = ranges
         .into_iter()
         .enumerate()
-        .map(|(i, range)| ScanTask {
-            table: 0,
-            chunk: i,
-            range,
-        })
+        .map(|(i, range)| ScanTask::new(0, i, range))
         .collect();
     let result = upkeep_db::scan(
         &mut snapshot,

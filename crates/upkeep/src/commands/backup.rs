@@ -50,7 +50,12 @@ fn target(
 #[command(after_help = "Examples:
   upkeep backup postgres://backup@db1/shop --repo /var/backups/shop
   upkeep backup shop --repo nightly --tag nightly --metrics-file /var/lib/node_exporter/upkeep.prom
-  upkeep backup app.db --repo /srv/backups/app --tables 'order*' --json")]
+  upkeep backup app.db --repo /srv/backups/app --tables 'order*' --json
+  upkeep backup postgres://backup@db1/shop --repo /var/backups/shop --force
+
+On PostgreSQL, key ranges whose rows are unchanged since the last snapshot of the same
+database (same row count and row versions, by xmin) are not read again: their chunks and
+digests are taken from that snapshot. --force reads everything.")]
 pub struct BackupArgs {
     /// URL, SQLite path, or a database name from upkeep.toml.
     #[arg(value_name = "URL|NAME")]
@@ -71,6 +76,9 @@ pub struct BackupArgs {
     /// zstd level of a new repository.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=19))]
     pub zstd_level: i32,
+    /// Read every key range again, even those unchanged since the last snapshot.
+    #[arg(long)]
+    pub force: bool,
     /// Also write the summary in Prometheus text format (node_exporter's textfile collector),
     /// on success and on failure.
     #[arg(long, value_name = "PATH")]
@@ -95,6 +103,7 @@ pub async fn backup(args: BackupArgs, ctx: &Context) -> Result<u8, Failure> {
         options.jobs = usize::from(args.jobs);
         options.tags = args.tags;
         options.zstd_level = args.zstd_level;
+        options.force = args.force;
         Ok::<_, Failure>(
             upkeep_backup::backup(
                 options,
@@ -137,7 +146,17 @@ fn backup_text(r: &BackupReport) -> String {
             t.digest.to_string(),
         ]);
     }
+    let unchanged = match &r.parent {
+        Some(parent) if r.ranges_unchanged > 0 => format!(
+            "{} of {} key ranges ({} rows) unchanged since snapshot {parent}, not read again\n",
+            r.ranges_unchanged,
+            r.ranges_total,
+            printer::thousands(r.rows_unchanged)
+        ),
+        _ => String::new(),
+    };
     printer::columns(&rows, &[1, 2])
+        + &unchanged
         + &format!(
             "snapshot {} of {} in {}: {} rows, {} read, {} new chunks of {} stored ({} bytes), {:.2} s\n",
             r.snapshot,
@@ -219,6 +238,11 @@ fn metrics(
             "chunks_new",
             "Chunks the last backup added",
             r.chunks_new.to_string(),
+        );
+        metric(
+            "rows_unchanged",
+            "Rows in key ranges the last backup found unchanged and did not read",
+            r.rows_unchanged.to_string(),
         );
         metric(
             "dedup_ratio",
