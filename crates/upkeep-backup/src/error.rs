@@ -16,6 +16,12 @@ pub enum BackupError {
     NotARepository { location: String },
     #[error("snapshot {id} not found in repository {location}")]
     SnapshotNotFound { id: String, location: String },
+    #[error("snapshot {prefix} is ambiguous in repository {location}: it starts {matches}; give more of the id")]
+    AmbiguousSnapshot {
+        prefix: String,
+        location: String,
+        matches: String,
+    },
     #[error("repository {location} is locked by {holder}: another backup or prune is running")]
     Locked { location: String, holder: String },
     #[error("repository is damaged: {what}")]
@@ -49,7 +55,9 @@ impl BackupError {
             Self::NotARepository { .. } | Self::SnapshotNotFound { .. } | Self::NoTables { .. } => {
                 ErrorKind::NotFound
             }
-            Self::NotEmpty { .. } | Self::Usage(_) => ErrorKind::Usage,
+            Self::NotEmpty { .. } | Self::Usage(_) | Self::AmbiguousSnapshot { .. } => {
+                ErrorKind::Usage
+            }
             Self::Cancelled => ErrorKind::Cancelled,
             _ => ErrorKind::Failure,
         }

@@ -379,7 +379,16 @@ impl Repository {
         match matches.as_slice() {
             [one] => Ok((*one).clone()),
             _ if ids.iter().any(|i| i == which) => Ok(which.to_owned()),
-            _ => Err(not_found()),
+            [] => Err(not_found()),
+            many => Err(BackupError::AmbiguousSnapshot {
+                prefix: which.to_owned(),
+                location: self.location(),
+                matches: many
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }),
         }
     }
 

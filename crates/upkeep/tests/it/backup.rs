@@ -436,7 +436,7 @@ async fn metrics_file_says_success_and_failure_whatever_failed() {
 }
 
 #[tokio::test]
-async fn restore_of_an_unknown_snapshot_exits_5_naming_it() {
+async fn restore_of_an_unknown_snapshot_exits_5_and_an_ambiguous_prefix_2() {
     let sqlite = TestDb::new(Engine::Sqlite).await;
     sqlite
         .execute("CREATE TABLE t (id INTEGER PRIMARY KEY); INSERT INTO t VALUES (1);")
@@ -466,6 +466,40 @@ async fn restore_of_an_unknown_snapshot_exits_5_naming_it() {
         stderr(&o).contains("snapshot nosuchsnapshot not found"),
         "{}",
         stderr(&o)
+    );
+    assert!(!to.exists() || std::fs::metadata(&to).unwrap().len() == 0);
+
+    // A prefix two snapshots share names both and asks for more (exit 2, a usage error).
+    let again = upkeep(&["backup", &src, "--repo", repo.to_str().unwrap()]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    let mut ids: Vec<String> = std::fs::read_dir(repo.join("snapshots"))
+        .unwrap()
+        .map(|e| {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            name.trim_end_matches(".json").to_owned()
+        })
+        .collect();
+    ids.sort();
+    assert_eq!(ids.len(), 2);
+    let common: String = ids[0]
+        .chars()
+        .zip(ids[1].chars())
+        .take_while(|(a, b)| a == b)
+        .map(|(a, _)| a)
+        .collect();
+    let o = upkeep(&[
+        "restore",
+        "--repo",
+        repo.to_str().unwrap(),
+        &common,
+        "--to",
+        to.to_str().unwrap(),
+    ]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("ambiguous") && err.contains(&ids[0]) && err.contains(&ids[1]),
+        "{err}"
     );
     assert!(!to.exists() || std::fs::metadata(&to).unwrap().len() == 0);
 }
