@@ -97,4 +97,27 @@ async fn pg_unchanged_ranges_are_not_read_again_and_changed_ones_are() {
     .await;
     assert!(restored.verified);
     assert_eq!(restored.total_rows, 23_000);
+
+    // Segment digests a next backup would build on must add up to their table's digest.
+    let path = repo
+        .path()
+        .join("snapshots")
+        .join(format!("{}.json", third.snapshot));
+    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let segments = m["tables"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|t| t["name"]["name"] == "t")
+        .unwrap()["segments"]
+        .as_array_mut()
+        .unwrap();
+    let other = segments[1]["digest"].clone();
+    segments[0]["digest"] = other;
+    std::fs::write(&path, serde_json::to_vec(&m).unwrap()).unwrap();
+    let err = upkeep_backup::Repository::open(repo.path())
+        .unwrap()
+        .load_manifest(&third.snapshot)
+        .unwrap_err();
+    assert!(err.to_string().contains("segments"), "{err}");
 }
