@@ -133,9 +133,12 @@ pub(crate) async fn change_identity(
 }
 
 /// The change fingerprint of the rows of `table` after `tail` (a `WHERE`), computed by the
-/// server: `rows/sum of hashint8extended(xmin, 0)`. Every insert or update writes a row
-/// version with a new `xmin`, and a delete lowers the count, so a changed range changes its
-/// fingerprint. [`XminSum`] computes the same from rows read with their `xmin`.
+/// server: `rows/sum of hashint8extended(xmin, 0)/sum of the rows' ctids (block × 65536 +
+/// offset)`. Every insert or update writes a row version with a new `xmin` at a new `ctid`,
+/// and a delete lowers the count, so a changed range changes its fingerprint. The ctids
+/// guard the one case xmin alone misses: a frozen row keeps its 32-bit xmin, which a
+/// transaction 2^32 ids later has again; that transaction's new version of the row still
+/// sits at another ctid. [`XminSum`] computes the same from rows read with `xmin, ctid`.
 pub(crate) async fn range_fingerprint(
     conn: &mut PgConnection,
     target: &Target,
@@ -143,8 +146,9 @@ pub(crate) async fn range_fingerprint(
     tail: &str,
 ) -> Result<String, DbError> {
     let sql = format!(
-        "SELECT count(*)::text || '/' || coalesce(sum(hashint8extended(xmin::text::int8, 0)), 0)::text \
-         FROM {}{tail}",
+        "SELECT count(*)::text || '/' || coalesce(sum(hashint8extended(x, 0)), 0)::text \
+                || '/' || coalesce(sum((p[0] * 65536 + p[1])::int8), 0)::text \
+         FROM (SELECT xmin::text::int8 AS x, ctid::text::point AS p FROM {}{tail}) AS r",
         crate::plan::from_clause(upkeep_core::Engine::Postgres, table)
     );
     let context = format!("fingerprinting table {}", table.name);
@@ -160,16 +164,18 @@ pub(crate) async fn range_fingerprint(
 pub(crate) struct XminSum {
     rows: u64,
     sum: i128,
+    tids: i128,
 }
 
 impl XminSum {
-    pub(crate) fn add(&mut self, xmin: u32) {
+    pub(crate) fn add(&mut self, xmin: u32, block: u32, offset: u16) {
         self.rows += 1;
         self.sum += i128::from(hash_xid(xmin));
+        self.tids += i128::from(block) * 65_536 + i128::from(offset);
     }
 
     pub(crate) fn fingerprint(&self) -> String {
-        format!("{}/{}", self.rows, self.sum)
+        format!("{}/{}/{}", self.rows, self.sum, self.tids)
     }
 }
 

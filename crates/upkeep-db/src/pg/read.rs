@@ -111,10 +111,11 @@ pub(crate) async fn read_chunk(
     out: &mut ChunkOut,
 ) -> Result<(), DbError> {
     let (mut exprs, decs) = select_list(table);
-    // Each row's xmin, last, for the range's change fingerprint.
+    // Each row's xmin and ctid, last, for the range's change fingerprint.
     let with_xmin = out.xmin.is_some();
     if with_xmin {
         exprs.push("xmin".to_owned());
+        exprs.push("ctid".to_owned());
     }
     let from = crate::plan::from_clause(Engine::Postgres, table);
     // A table without columns still has rows; they are read as empty rows.
@@ -130,7 +131,7 @@ pub(crate) async fn read_chunk(
         .map_err(err(target, &context))?;
     let mut parser = CopyParser::default();
     let bad = |e: CopyFormatError| DbError::query(target.display(), context.clone(), e.to_string());
-    let fields_per_row = decs.len() + usize::from(with_xmin);
+    let fields_per_row = decs.len() + 2 * usize::from(with_xmin);
     while let Some(message) = stream.next().await {
         let bytes = message.map_err(err(target, &context))?;
         parser
@@ -149,10 +150,12 @@ pub(crate) async fn read_chunk(
                         })?,
                     }
                 }
-                if let (Some(sum), Some(Some(raw))) = (out.xmin.as_mut(), xmin.first()) {
-                    let xid = be::<4>(raw)
-                        .map_err(|m| DbError::query(target.display(), context.clone(), m))?;
-                    sum.add(u32::from_be_bytes(xid));
+                if let (Some(sum), [Some(xid), Some(tid)]) = (out.xmin.as_mut(), xmin) {
+                    let bad = |m: String| DbError::query(target.display(), context.clone(), m);
+                    let xid = u32::from_be_bytes(be::<4>(xid).map_err(bad)?);
+                    let tid = be::<6>(tid).map_err(bad)?;
+                    let block = u32::from_be_bytes([tid[0], tid[1], tid[2], tid[3]]);
+                    sum.add(xid, block, u16::from_be_bytes([tid[4], tid[5]]));
                 }
                 out.row_done();
                 Ok(())
