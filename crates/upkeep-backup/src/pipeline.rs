@@ -135,6 +135,8 @@ enum Job {
 struct TableState {
     /// Read back by page ranges (a plain table on PostgreSQL 14+), which need no index.
     by_pages: bool,
+    /// A PostgreSQL partitioned table: nothing to load, read back once every table is loaded.
+    partitioned: bool,
     runs: VecDeque<usize>,
     loading: usize,
     bytes_left: u64,
@@ -203,9 +205,14 @@ impl State {
                 return Some(Job::Build { table: i, stmt });
             }
         }
+        let all_loaded = self.tables.iter().all(TableState::loaded);
         for (i, t) in self.tables.iter_mut().enumerate() {
             // Page ranges need no index: a table is read back as soon as it is loaded.
-            let ready = if t.by_pages { t.loaded() } else { t.built() };
+            let ready = if t.by_pages {
+                t.loaded()
+            } else {
+                t.built() && (all_loaded || !t.partitioned)
+            };
             if ready && !t.planned && t.digesting == 0 {
                 t.digesting += 1;
                 return Some(Job::Plan { table: i });
@@ -302,7 +309,14 @@ pub(crate) async fn run(
         .zip(&tables)
         .map(|((e, builds), t)| TableState {
             by_pages: pages && t.kind == TableKind::Table,
-            runs: (0..e.chunks.len()).step_by(RUN).collect(),
+            // A partitioned table's rows are its partitions': they are loaded through those,
+            // and the parent is only read back, once every partition is in.
+            runs: if t.kind == TableKind::Partitioned {
+                VecDeque::new()
+            } else {
+                (0..e.chunks.len()).step_by(RUN).collect()
+            },
+            partitioned: t.kind == TableKind::Partitioned,
             bytes_left: e.bytes,
             builds: builds.iter().cloned().collect(),
             ..TableState::default()

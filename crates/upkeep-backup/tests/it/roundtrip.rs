@@ -158,6 +158,11 @@ CREATE TRIGGER ident_touch BEFORE INSERT ON ident FOR EACH ROW EXECUTE FUNCTION 
 CREATE VIEW happy_orders AS SELECT id, amount FROM sales.\"Order\" WHERE feeling = 'happy';
 CREATE SEQUENCE invoice_no START 1000;
 SELECT nextval('invoice_no');
+CREATE TABLE readings (id int NOT NULL, at date NOT NULL, v real, PRIMARY KEY (id, at))
+  PARTITION BY RANGE (at);
+CREATE TABLE readings_2025 PARTITION OF readings FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+CREATE TABLE readings_2026 PARTITION OF readings FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+INSERT INTO readings SELECT g, date '2025-06-01' + (g % 400), g / 7.0 FROM generate_series(1, 3000) g;
 ";
 
 async fn roundtrip(engine: Engine, extras: &str) {

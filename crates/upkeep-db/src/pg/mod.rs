@@ -110,7 +110,7 @@ pub(crate) async fn close(conn: PgConnection) {
 /// (its system identifier), its timeline (a point-in-time recovery starts a new one and hands
 /// out transaction ids again), the database, and the transaction-id epoch in units of 2^30
 /// (ids wrap around after 2^32; within one unit no id is handed out twice). `None` when the
-/// role may not read the control data.
+/// role may not read the control data, or before PostgreSQL 13 (no `hashtidextended`).
 pub(crate) async fn change_identity(
     conn: &mut PgConnection,
     target: &Target,
@@ -118,7 +118,8 @@ pub(crate) async fn change_identity(
     // The CASE keeps a refused function call, which would abort the snapshot's transaction,
     // from running.
     let row = sqlx::query(
-        "SELECT CASE WHEN has_function_privilege('pg_control_system()', 'EXECUTE') \
+        "SELECT CASE WHEN to_regprocedure('hashtidextended(tid, bigint)') IS NOT NULL \
+           AND has_function_privilege('pg_control_system()', 'EXECUTE') \
            AND has_function_privilege('pg_control_checkpoint()', 'EXECUTE') THEN \
            (SELECT format('pg/%s/%s/%s/%s', s.system_identifier, c.timeline_id, d.oid, \
                           txid_snapshot_xmax(txid_current_snapshot()) >> 30) \
@@ -133,12 +134,12 @@ pub(crate) async fn change_identity(
 }
 
 /// The change fingerprint of the rows of `table` after `tail` (a `WHERE`), computed by the
-/// server: `rows/sum of hashint8extended(xmin, 0)/sum of the rows' ctids (block × 65536 +
-/// offset)`. Every insert or update writes a row version with a new `xmin` at a new `ctid`,
-/// and a delete lowers the count, so a changed range changes its fingerprint. The ctids
-/// guard the one case xmin alone misses: a frozen row keeps its 32-bit xmin, which a
-/// transaction 2^32 ids later has again; that transaction's new version of the row still
-/// sits at another ctid. [`XminSum`] computes the same from rows read with `xmin, ctid`.
+/// server: `rows/sum of hashtidextended(ctid, xmin)`. Every insert or update writes a row
+/// version with a new `xmin` at a new `ctid`, and a delete lowers the count, so a changed
+/// range changes its fingerprint. Hashing the pair, not `xmin` alone, covers a frozen row,
+/// which keeps its 32-bit `xmin` that a transaction 2^32 ids later has again: its new version
+/// still sits at another `ctid`. [`XminSum`] computes the same from rows read with
+/// `xmin, ctid`.
 pub(crate) async fn range_fingerprint(
     conn: &mut PgConnection,
     target: &Target,
@@ -146,9 +147,9 @@ pub(crate) async fn range_fingerprint(
     tail: &str,
 ) -> Result<String, DbError> {
     let sql = format!(
-        "SELECT count(*)::text || '/' || coalesce(sum(hashint8extended(x, 0)), 0)::text \
-                || '/' || coalesce(sum((p[0] * 65536 + p[1])::int8), 0)::text \
-         FROM (SELECT xmin::text::int8 AS x, ctid::text::point AS p FROM {}{tail}) AS r",
+        "SELECT count(*)::text || '/' \
+                || coalesce(sum(hashtidextended(ctid, xmin::text::int8)), 0)::text \
+         FROM {}{tail}",
         crate::plan::from_clause(upkeep_core::Engine::Postgres, table)
     );
     let context = format!("fingerprinting table {}", table.name);
@@ -164,28 +165,49 @@ pub(crate) async fn range_fingerprint(
 pub(crate) struct XminSum {
     rows: u64,
     sum: i128,
-    tids: i128,
 }
 
 impl XminSum {
     pub(crate) fn add(&mut self, xmin: u32, block: u32, offset: u16) {
         self.rows += 1;
-        self.sum += i128::from(hash_xid(xmin));
-        self.tids += i128::from(block) * 65_536 + i128::from(offset);
+        self.sum += i128::from(hash_row_version(xmin, block, offset));
     }
 
     pub(crate) fn fingerprint(&self) -> String {
-        format!("{}/{}/{}", self.rows, self.sum, self.tids)
+        format!("{}/{}", self.rows, self.sum)
     }
 }
 
-/// PostgreSQL's `hashint8extended(xid::int8, 0)`: Bob Jenkins' lookup3 final mix of one 32-bit
-/// word, as `hash_bytes_uint32_extended` computes it (the hash partitioning relies on, so it
-/// does not change between releases). Were it ever to differ, fingerprints would never match
-/// and every range would be read: slower, never wrong.
-pub(crate) fn hash_xid(k: u32) -> i64 {
-    let init = 0x9e37_79b9_u32.wrapping_add(4).wrapping_add(3_923_095);
-    let (mut a, mut b, mut c) = (init.wrapping_add(k), init, init);
+/// PostgreSQL's `hashtidextended(ctid, xmin::int8)`: `hash_bytes_extended` (Bob Jenkins'
+/// lookup3) of the 6 bytes of an `ItemPointerData` as a little-endian server lays them out,
+/// seeded with the xid. The hash partitioning relies on these functions, so they do not
+/// change between releases; were they ever to differ (or on a big-endian server),
+/// fingerprints would never match and every range would be read: slower, never wrong.
+pub(crate) fn hash_row_version(xmin: u32, block: u32, offset: u16) -> i64 {
+    fn mix(a: &mut u32, b: &mut u32, c: &mut u32) {
+        *a = a.wrapping_sub(*c) ^ c.rotate_left(4);
+        *c = c.wrapping_add(*b);
+        *b = b.wrapping_sub(*a) ^ a.rotate_left(6);
+        *a = a.wrapping_add(*c);
+        *c = c.wrapping_sub(*b) ^ b.rotate_left(8);
+        *b = b.wrapping_add(*a);
+        *a = a.wrapping_sub(*c) ^ c.rotate_left(16);
+        *c = c.wrapping_add(*b);
+        *b = b.wrapping_sub(*a) ^ a.rotate_left(19);
+        *a = a.wrapping_add(*c);
+        *c = c.wrapping_sub(*b) ^ b.rotate_left(4);
+        *b = b.wrapping_add(*a);
+    }
+    let init = 0x9e37_79b9_u32.wrapping_add(6).wrapping_add(3_923_095);
+    let (mut a, mut b, mut c) = (init, init, init);
+    if xmin != 0 {
+        // The seed's high word is 0 for an xid; its low word is the xid.
+        b = b.wrapping_add(xmin);
+        mix(&mut a, &mut b, &mut c);
+    }
+    // BlockIdData is { bi_hi, bi_lo }, then the offset: three little-endian u16.
+    a = a.wrapping_add((block >> 16) | ((block & 0xffff) << 16));
+    b = b.wrapping_add(u32::from(offset));
     c ^= b;
     c = c.wrapping_sub(b.rotate_left(14));
     a ^= c;
@@ -206,16 +228,20 @@ pub(crate) fn hash_xid(k: u32) -> i64 {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn xid_hash_is_postgres_hashint8extended() {
-        // SELECT x, hashint8extended(x, 0) on PostgreSQL 15.
-        for (x, h) in [
-            (0, 4_154_612_158_245_552_303),
-            (1, -3_670_598_878_359_251_130),
-            (747, -2_527_377_027_897_327_742),
-            (123_456_789, 6_027_323_723_798_353_252),
-            (u32::MAX, -1_888_257_769_727_981_238),
+    fn row_version_hash_is_postgres_hashtidextended() {
+        // SELECT hashtidextended('(block,offset)'::tid, xmin) on PostgreSQL 15.
+        for ((xmin, block, offset), h) in [
+            ((3021, 0, 1), 4_308_521_609_791_712_081),
+            ((3021, 1, 7), -5_820_012_397_253_658_078),
+            ((3161, 12_345, 40), -7_808_229_607_380_129_061),
+            ((0, 131_073, 5), 783_883_101_239_227_836),
+            ((u32::MAX, 3, 9), 9_114_457_296_890_062_231),
         ] {
-            assert_eq!(super::hash_xid(x), h, "{x}");
+            assert_eq!(
+                super::hash_row_version(xmin, block, offset),
+                h,
+                "{xmin} ({block},{offset})"
+            );
         }
     }
 }
