@@ -112,8 +112,8 @@ impl std::ops::AddAssign for Stats {
     }
 }
 
-/// A key range of the parent snapshot: its chunks and digest.
-type ParentSegments = HashMap<(usize, usize), (Vec<ChunkRef>, Digest)>;
+/// A key range of the parent snapshot, by (table, range): its chunks, digest and fingerprint.
+type ParentSegments = HashMap<(usize, usize), (Vec<ChunkRef>, Digest, String)>;
 
 /// Cuts one worker's rows into chunks and stores the new ones.
 struct ChunkSink {
@@ -127,18 +127,20 @@ struct ChunkSink {
     parents: Arc<ParentSegments>,
 }
 
-impl ChunkSink {
-    fn state(&mut self, task: &ScanTask) -> &mut TaskState {
-        let (min, target, max) = self.sizes;
-        self.open
-            .entry((task.table, task.chunk))
-            .or_insert_with(|| TaskState {
-                chunker: RowChunker::new(min, target, max),
-                refs: Vec::new(),
-                digest: Digest::default(),
-                fingerprint: None,
-            })
-    }
+/// The open state of `task`'s chunk (a free function so that the sink's other fields stay
+/// borrowable beside it).
+fn open_state<'s>(
+    open: &'s mut HashMap<(usize, usize), TaskState>,
+    (min, target, max): (usize, usize, usize),
+    task: &ScanTask,
+) -> &'s mut TaskState {
+    open.entry((task.table, task.chunk))
+        .or_insert_with(|| TaskState {
+            chunker: RowChunker::new(min, target, max),
+            refs: Vec::new(),
+            digest: Digest::default(),
+            fingerprint: None,
+        })
 }
 
 /// Stores `chunk` (when the repository lacks it) and adds it to the task's chunk list.
@@ -167,17 +169,14 @@ impl BatchSink for ChunkSink {
 
     fn batch(&mut self, task: &ScanTask, batch: Batch) -> Result<(), BackupError> {
         self.stats.bytes_read += u64::try_from(batch.byte_len()).unwrap_or(u64::MAX);
-        let (repo, level) = (self.repo.clone(), self.level);
-        let mut stats = self.stats;
-        let state = self.state(task);
+        let state = open_state(&mut self.open, self.sizes, task);
         for row in batch.rows() {
             let hash = row_hash(row);
             state.digest.add_hash(&hash);
             if let Some(chunk) = state.chunker.push(row, &hash) {
-                store(&repo, level, &mut stats, state, chunk)?;
+                store(&self.repo, self.level, &mut self.stats, state, chunk)?;
             }
         }
-        self.stats = stats;
         Ok(())
     }
 
@@ -188,17 +187,17 @@ impl BatchSink for ChunkSink {
         unchanged: bool,
     ) -> Result<(), BackupError> {
         if !unchanged {
-            self.state(task).fingerprint = Some(fingerprint);
+            open_state(&mut self.open, self.sizes, task).fingerprint = Some(fingerprint);
             return Ok(());
         }
         let key = (task.table, task.chunk);
-        let (refs, digest) =
-            self.parents
-                .get(&key)
-                .cloned()
-                .ok_or_else(|| BackupError::Corrupt {
-                    what: format!("the parent snapshot has no range {} of a table", task.chunk),
-                })?;
+        let (refs, digest) = self
+            .parents
+            .get(&key)
+            .map(|(refs, digest, _)| (refs.clone(), *digest))
+            .ok_or_else(|| BackupError::Corrupt {
+                what: format!("the parent snapshot has no range {} of a table", task.chunk),
+            })?;
         self.stats.ranges_unchanged += 1;
         self.stats.rows_unchanged += digest.rows();
         let (min, target, max) = self.sizes;
@@ -423,7 +422,7 @@ async fn run(
             let mut chunks = entry.chunks.iter();
             for (ci, seg) in entry.segments.iter().enumerate() {
                 let refs: Vec<ChunkRef> = chunks.by_ref().take(seg.chunks).cloned().collect();
-                parents.insert((ti, ci), (refs, seg.digest));
+                parents.insert((ti, ci), (refs, seg.digest, seg.fingerprint.clone()));
             }
             given[ti] = Some(entry.segments.iter().map(|s| s.range.clone()).collect());
         }
@@ -433,18 +432,10 @@ async fn run(
         .await?;
     warnings.extend(planned.warnings);
     let mut tasks = planned.tasks;
-    if let Some(parent) = &parent {
-        for task in &mut tasks {
-            if given[task.table].is_some() {
-                let entry = parent
-                    .tables
-                    .iter()
-                    .find(|e| e.name == tables[task.table].name);
-                task.unchanged_if = entry
-                    .and_then(|e| e.segments.get(task.chunk))
-                    .map(|s| s.fingerprint.clone());
-            }
-        }
+    for task in &mut tasks {
+        task.unchanged_if = parents
+            .get(&(task.table, task.chunk))
+            .map(|(_, _, fingerprint)| fingerprint.clone());
     }
     let ranges_total = tasks.len() as u64;
     let parents = Arc::new(parents);

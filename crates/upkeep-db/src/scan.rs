@@ -115,8 +115,8 @@ pub(crate) struct ChunkOut {
     builder: BatchBuilder,
     rows: u64,
     irregular: u64,
-    /// PostgreSQL: the rows' xmin hash sum, when the scan fingerprints chunks.
-    pub(crate) xmin: Option<crate::pg::XminSum>,
+    /// PostgreSQL: the rows' (ctid, xmin) hash sum, when the scan fingerprints chunks.
+    pub(crate) versions: Option<crate::pg::RowVersionSum>,
     cancel: CancellationToken,
 }
 
@@ -133,7 +133,7 @@ impl ChunkOut {
             builder: BatchBuilder::new(options.batch_rows, options.batch_bytes),
             rows: 0,
             irregular: 0,
-            xmin: None,
+            versions: None,
             cancel,
         }
     }
@@ -348,13 +348,13 @@ impl Worker {
             let mut out =
                 ChunkOut::new(tx.clone(), task.clone(), self.options, self.cancel.clone());
             if self.identity.is_some() && matches!(session, Session::Pg(_)) {
-                out.xmin = Some(crate::pg::XminSum::default());
+                out.versions = Some(crate::pg::RowVersionSum::default());
             }
             let (next, mut out) = session.read_chunk(target, table, tail, out).await?;
             session = next;
             out.flush().await?;
             let (rows, irregular) = (out.rows, out.irregular);
-            if let (Some(identity), Some(sum)) = (&self.identity, out.xmin) {
+            if let (Some(identity), Some(sum)) = (&self.identity, out.versions) {
                 let fp = format!("{identity}/{}", sum.fingerprint());
                 tx.send(Msg::Fingerprint(task.clone(), fp, false))
                     .await

@@ -138,7 +138,7 @@ pub(crate) async fn change_identity(
 /// version with a new `xmin` at a new `ctid`, and a delete lowers the count, so a changed
 /// range changes its fingerprint. Hashing the pair, not `xmin` alone, covers a frozen row,
 /// which keeps its 32-bit `xmin` that a transaction 2^32 ids later has again: its new version
-/// still sits at another `ctid`. [`XminSum`] computes the same from rows read with
+/// still sits at another `ctid`. [`RowVersionSum`] computes the same from rows read with
 /// `xmin, ctid`.
 pub(crate) async fn range_fingerprint(
     conn: &mut PgConnection,
@@ -162,12 +162,12 @@ pub(crate) async fn range_fingerprint(
 
 /// The client's side of [`range_fingerprint`], summed over rows as they are read.
 #[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct XminSum {
+pub(crate) struct RowVersionSum {
     rows: u64,
     sum: i128,
 }
 
-impl XminSum {
+impl RowVersionSum {
     pub(crate) fn add(&mut self, xmin: u32, block: u32, offset: u16) {
         self.rows += 1;
         self.sum += i128::from(hash_row_version(xmin, block, offset));
@@ -184,44 +184,38 @@ impl XminSum {
 /// change between releases; were they ever to differ (or on a big-endian server),
 /// fingerprints would never match and every range would be read: slower, never wrong.
 pub(crate) fn hash_row_version(xmin: u32, block: u32, offset: u16) -> i64 {
-    fn mix(a: &mut u32, b: &mut u32, c: &mut u32) {
-        *a = a.wrapping_sub(*c) ^ c.rotate_left(4);
-        *c = c.wrapping_add(*b);
-        *b = b.wrapping_sub(*a) ^ a.rotate_left(6);
-        *a = a.wrapping_add(*c);
-        *c = c.wrapping_sub(*b) ^ b.rotate_left(8);
-        *b = b.wrapping_add(*a);
-        *a = a.wrapping_sub(*c) ^ c.rotate_left(16);
-        *c = c.wrapping_add(*b);
-        *b = b.wrapping_sub(*a) ^ a.rotate_left(19);
-        *a = a.wrapping_add(*c);
-        *c = c.wrapping_sub(*b) ^ b.rotate_left(4);
-        *b = b.wrapping_add(*a);
+    // lookup3's steps: `x -= y; x ^= rot(y, k)` in mix, `x ^= y; x -= rot(y, k)` in final.
+    fn sub_xor(x: &mut u32, y: u32, k: u32) {
+        *x = x.wrapping_sub(y) ^ y.rotate_left(k);
+    }
+    fn xor_sub(x: &mut u32, y: u32, k: u32) {
+        *x = (*x ^ y).wrapping_sub(y.rotate_left(k));
     }
     let init = 0x9e37_79b9_u32.wrapping_add(6).wrapping_add(3_923_095);
     let (mut a, mut b, mut c) = (init, init, init);
     if xmin != 0 {
-        // The seed's high word is 0 for an xid; its low word is the xid.
+        // The seed's high word is 0 for an xid; its low word is the xid. Then mix(a, b, c).
         b = b.wrapping_add(xmin);
-        mix(&mut a, &mut b, &mut c);
+        for (ka, kb, kc) in [(4, 6, 8), (16, 19, 4)] {
+            sub_xor(&mut a, c, ka);
+            c = c.wrapping_add(b);
+            sub_xor(&mut b, a, kb);
+            a = a.wrapping_add(c);
+            sub_xor(&mut c, b, kc);
+            b = b.wrapping_add(a);
+        }
     }
     // BlockIdData is { bi_hi, bi_lo }, then the offset: three little-endian u16.
     a = a.wrapping_add((block >> 16) | ((block & 0xffff) << 16));
     b = b.wrapping_add(u32::from(offset));
-    c ^= b;
-    c = c.wrapping_sub(b.rotate_left(14));
-    a ^= c;
-    a = a.wrapping_sub(c.rotate_left(11));
-    b ^= a;
-    b = b.wrapping_sub(a.rotate_left(25));
-    c ^= b;
-    c = c.wrapping_sub(b.rotate_left(16));
-    a ^= c;
-    a = a.wrapping_sub(c.rotate_left(4));
-    b ^= a;
-    b = b.wrapping_sub(a.rotate_left(14));
-    c ^= b;
-    c = c.wrapping_sub(b.rotate_left(24));
+    // final(a, b, c).
+    xor_sub(&mut c, b, 14);
+    xor_sub(&mut a, c, 11);
+    xor_sub(&mut b, a, 25);
+    xor_sub(&mut c, b, 16);
+    xor_sub(&mut a, c, 4);
+    xor_sub(&mut b, a, 14);
+    xor_sub(&mut c, b, 24);
     ((u64::from(b) << 32) | u64::from(c)).cast_signed()
 }
 

@@ -112,7 +112,7 @@ pub(crate) async fn read_chunk(
 ) -> Result<(), DbError> {
     let (mut exprs, decs) = select_list(table);
     // Each row's xmin and ctid, last, for the range's change fingerprint.
-    let with_xmin = out.xmin.is_some();
+    let with_xmin = out.versions.is_some();
     if with_xmin {
         exprs.push("xmin".to_owned());
         exprs.push("ctid".to_owned());
@@ -150,7 +150,7 @@ pub(crate) async fn read_chunk(
                         })?,
                     }
                 }
-                if let (Some(sum), [Some(xid), Some(tid)]) = (out.xmin.as_mut(), xmin) {
+                if let (Some(sum), [Some(xid), Some(tid)]) = (out.versions.as_mut(), xmin) {
                     let bad = |m: String| DbError::query(target.display(), context.clone(), m);
                     let xid = u32::from_be_bytes(be::<4>(xid).map_err(bad)?);
                     let tid = be::<6>(tid).map_err(bad)?;
