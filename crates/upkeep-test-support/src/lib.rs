@@ -321,7 +321,13 @@ impl OwnPgServer {
             dir,
         };
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        // The port accepts before the server does ("the database system is starting up"):
+        // wait for the log line that says it is ready.
+        let ready = || {
+            std::fs::read_to_string(server.dir.path().join("postgres.log"))
+                .is_ok_and(|log| log.contains("ready to accept connections"))
+        };
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() || !ready() {
             assert!(
                 std::time::Instant::now() < deadline,
                 "PostgreSQL did not start; its log: {}",
