@@ -64,7 +64,7 @@ pub struct BackupReport {
     /// bytes_read / bytes_stored: how much smaller the new data is than what was read.
     pub dedup_ratio: f64,
     /// The earlier snapshot of the same source whose unchanged key ranges were not read
-    /// again (PostgreSQL).
+    /// again (PostgreSQL ranges, MariaDB whole tables).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<String>,
     /// Key ranges in all, and those found unchanged since the parent and not read.

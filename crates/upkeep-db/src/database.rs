@@ -4,9 +4,11 @@
 //! Engines are an enum rather than a trait object: async functions in traits are not
 //! dyn-compatible, and three engines fit one `match`.
 
+use std::collections::HashMap;
+
 use sqlx::mysql::MySqlConnection;
 use sqlx::postgres::PgConnection;
-use upkeep_core::{Batch, Engine, KeyRange, Schema, Table};
+use upkeep_core::{Batch, Engine, KeyRange, Schema, Table, TableName};
 
 use crate::plan::{self, PlanOptions};
 use crate::{mysql, pg, sqlite, DbError, OpenMode, Target};
@@ -358,6 +360,8 @@ pub struct Snapshot {
     warnings: Vec<String>,
     /// See [`Snapshot::change_identity`].
     change_identity: Option<String>,
+    /// See [`Snapshot::table_fingerprint`].
+    table_fingerprints: HashMap<String, String>,
 }
 
 impl std::fmt::Debug for Snapshot {
@@ -399,6 +403,7 @@ impl Snapshot {
                     consistency: format!("exported snapshot {id}"),
                     warnings: Vec::new(),
                     change_identity,
+                    table_fingerprints: HashMap::new(),
                 })
             }
             Engine::Mysql => {
@@ -420,6 +425,8 @@ impl Snapshot {
                          consistent read"
                     ));
                 }
+                // Before any snapshot starts (see `mysql::change_threshold`).
+                let threshold = mysql::change_threshold(&mut coord).await;
                 let mut result = Ok(());
                 for c in &mut workers_conns {
                     result = mysql::begin_snapshot(c, target).await;
@@ -438,6 +445,18 @@ impl Snapshot {
                 result?;
                 let schema = schema?;
                 let server_version = coordinator.server_version(target).await?;
+                let mut change_identity = None;
+                let mut table_fingerprints = HashMap::new();
+                if let (Some((identity, threshold)), Session::My(c)) = (threshold, &mut coordinator)
+                {
+                    if let Some(fps) = mysql::table_fingerprints(c, threshold).await {
+                        table_fingerprints = fps
+                            .into_iter()
+                            .map(|(t, fp)| (t, format!("{identity}/{fp}")))
+                            .collect();
+                        change_identity = Some(identity);
+                    }
+                }
                 Ok(Self {
                     target: target.clone(),
                     coordinator: Some(coordinator),
@@ -449,7 +468,8 @@ impl Snapshot {
                         None => "consistent snapshot transactions".to_owned(),
                     },
                     warnings,
-                    change_identity: None,
+                    change_identity,
+                    table_fingerprints,
                 })
             }
             Engine::Sqlite => {
@@ -469,6 +489,7 @@ impl Snapshot {
                     consistency: "one read transaction".to_owned(),
                     warnings: Vec::new(),
                     change_identity: None,
+                    table_fingerprints: HashMap::new(),
                 })
             }
         }
@@ -496,11 +517,21 @@ impl Snapshot {
     }
 
     /// What ties change fingerprints to this source (PostgreSQL: cluster, timeline, database
-    /// and transaction-id epoch): a fingerprint taken under another identity is never
-    /// compared. `None` where the engine has no fingerprints (MySQL, SQLite) or the role may
-    /// not read the control data.
+    /// and transaction-id epoch; MariaDB: server id, host, port and data directory): a
+    /// fingerprint taken under another identity is never compared. `None` where the engine
+    /// has no fingerprints (MySQL, SQLite) or the user may not read what they are made of.
     pub fn change_identity(&self) -> Option<&str> {
         self.change_identity.as_deref()
+    }
+
+    /// MariaDB: the change fingerprint of a whole table, the same for each of its key ranges
+    /// (see `mysql::table_fingerprints`); `None` for a table that must be read. PostgreSQL
+    /// fingerprints each key range instead, from its rows.
+    pub fn table_fingerprint(&self, table: &TableName) -> Option<&str> {
+        if table.schema.is_some() {
+            return None;
+        }
+        self.table_fingerprints.get(&table.name).map(String::as_str)
     }
 
     /// How many sessions read in parallel.

@@ -86,8 +86,9 @@ pub struct ScanOptions {
     /// deduplicate; digests do not care).
     pub ordered: bool,
     /// Compute each chunk's change fingerprint (PostgreSQL: row count and a hash sum of the
-    /// rows' `xmin`, tied to the cluster, timeline and database) and skip chunks whose
-    /// fingerprint equals their task's `unchanged_if`.
+    /// rows' `(ctid, xmin)`, tied to the cluster, timeline and database; MariaDB: its table's
+    /// id and change stamp) and skip chunks whose fingerprint equals their task's
+    /// `unchanged_if`.
     pub fingerprints: bool,
 }
 
@@ -211,6 +212,15 @@ pub async fn scan<S: BatchSink>(
     } else {
         None
     };
+    let table_fingerprints: Arc<Vec<Option<String>>> = Arc::new(
+        tables
+            .iter()
+            .map(|t| {
+                identity.as_ref()?;
+                snapshot.table_fingerprint(&t.name).map(str::to_owned)
+            })
+            .collect(),
+    );
     let mut readers = Vec::new();
     let mut consumers = Vec::new();
     for (session, mut sink) in sessions.into_iter().zip(sinks) {
@@ -244,6 +254,7 @@ pub async fn scan<S: BatchSink>(
             tables: tables.clone(),
             target: target.clone(),
             identity: identity.clone(),
+            table_fingerprints: table_fingerprints.clone(),
             tx,
             options,
             cancel: cancel.clone(),
@@ -304,6 +315,8 @@ struct Worker {
     target: Arc<crate::Target>,
     /// The snapshot's change identity when chunks are fingerprinted.
     identity: Option<Arc<str>>,
+    /// Per table, its fingerprint when the engine fingerprints whole tables (MariaDB).
+    table_fingerprints: Arc<Vec<Option<String>>>,
     tx: mpsc::Sender<Msg>,
     options: ScanOptions,
     cancel: CancellationToken,
@@ -327,12 +340,16 @@ impl Worker {
             let task = Arc::new(task);
             let table = &self.tables[task.table];
             let mut tail = range_tail(target, table, &task.range);
-            if let (Some(identity), Some(expected), Session::Pg(conn)) =
-                (&self.identity, &task.unchanged_if, &mut session)
-            {
-                let fp = crate::pg::range_fingerprint(conn, target, table, &tail).await?;
-                let fp = format!("{identity}/{fp}");
-                if fp == *expected {
+            let whole_table = self.table_fingerprints[task.table].as_deref();
+            if let (Some(identity), Some(expected)) = (&self.identity, &task.unchanged_if) {
+                let now = match (&mut session, whole_table) {
+                    (Session::Pg(conn), _) => Some(format!(
+                        "{identity}/{}",
+                        crate::pg::range_fingerprint(conn, target, table, &tail).await?
+                    )),
+                    (_, fp) => fp.map(str::to_owned),
+                };
+                if let Some(fp) = now.filter(|fp| fp == expected) {
                     tx.send(Msg::Fingerprint(task, fp, true))
                         .await
                         .map_err(|_| DbError::Cancelled)?;
@@ -354,8 +371,11 @@ impl Worker {
             session = next;
             out.flush().await?;
             let (rows, irregular) = (out.rows, out.irregular);
-            if let (Some(identity), Some(sum)) = (&self.identity, out.versions) {
-                let fp = format!("{identity}/{}", sum.fingerprint());
+            let fp = match (&self.identity, out.versions) {
+                (Some(identity), Some(sum)) => Some(format!("{identity}/{}", sum.fingerprint())),
+                _ => whole_table.map(str::to_owned),
+            };
+            if let Some(fp) = fp {
                 tx.send(Msg::Fingerprint(task.clone(), fp, false))
                     .await
                     .map_err(|_| DbError::Cancelled)?;

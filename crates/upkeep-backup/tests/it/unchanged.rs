@@ -1,5 +1,6 @@
-//! PostgreSQL: a backup does not read again the key ranges whose rows are unchanged since the
-//! last snapshot of the same database, and reads every range that changed, however it changed.
+//! A backup does not read again what is unchanged since the last snapshot of the same
+//! database, and reads everything that changed, however it changed: key ranges on
+//! PostgreSQL, whole tables on MariaDB.
 
 use upkeep_backup::BackupReport;
 use upkeep_core::Engine;
@@ -120,4 +121,116 @@ async fn pg_unchanged_ranges_are_not_read_again_and_changed_ones_are() {
         .load_manifest(&third.snapshot)
         .unwrap_err();
     assert!(err.to_string().contains("segments"), "{err}");
+}
+
+/// Waits past the next second: InnoDB stamps changes in whole seconds, and a table stamped
+/// in the second a backup starts, or the one before, is read, not trusted.
+async fn next_second() {
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+}
+
+#[tokio::test]
+async fn mariadb_unchanged_tables_are_not_read_again_and_changed_ones_are() {
+    let db = TestDb::new(Engine::Mysql).await;
+    db.execute(
+        "CREATE TABLE t (id bigint AUTO_INCREMENT PRIMARY KEY, v varchar(40)) ENGINE=InnoDB;
+         INSERT INTO t (v) SELECT MD5(seq) FROM seq_1_to_20000;
+         CREATE TABLE other (k varchar(20) PRIMARY KEY, n int) ENGINE=InnoDB;
+         INSERT INTO other SELECT CONCAT('k', seq), seq FROM seq_1_to_3000;
+         ANALYZE TABLE t, other;",
+    )
+    .await;
+    next_second().await;
+    let url = &db.target;
+    let repo = tempfile::tempdir().unwrap();
+    let small = |o: &mut upkeep_backup::BackupOptions| o.plan.chunk_rows = 2000;
+    let first = backup_with(url, repo.path(), small).await;
+    assert_eq!((first.parent.as_deref(), first.ranges_unchanged), (None, 0));
+    assert!(first.ranges_total >= 10, "{}", first.ranges_total);
+
+    // Nothing changed: nothing is read, and the snapshot is the same.
+    let second = backup_with(url, repo.path(), small).await;
+    assert_eq!(second.parent.as_deref(), Some(first.snapshot.as_str()));
+    assert_eq!(second.ranges_unchanged, second.ranges_total);
+    assert_eq!((second.bytes_read, second.rows_unchanged), (0, 23_000));
+    assert_eq!(digests(&second), digests(&first));
+
+    // TRUNCATE gives the table a new id, whatever its stamp; t is untouched.
+    db.execute("TRUNCATE other").await;
+    next_second().await;
+    let truncated = backup_with(url, repo.path(), small).await;
+    assert_eq!(truncated.total_rows, 20_000);
+    assert_eq!(truncated.rows_unchanged, 20_000);
+    db.execute("INSERT INTO other SELECT CONCAT('k', seq), seq FROM seq_1_to_3000")
+        .await;
+    next_second().await;
+
+    // Transaction B changes t and stays open while transaction A, started in the same second,
+    // changes t and commits: t's stamp is that second, and stays so when B commits after
+    // the next backup. That backup must not trust the stamp, or B's change would never be
+    // read.
+    let mut b = db.connect().await;
+    let mut tries = 0;
+    loop {
+        b.execute_statement("BEGIN").await.unwrap();
+        b.execute_statement("UPDATE t SET v = 'b' WHERE id = 1")
+            .await
+            .unwrap();
+        db.execute("UPDATE t SET v = 'a' WHERE id = 15000").await;
+        // INNODB_TRX is refreshed at most every 0.1 s.
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let b_started = b
+            .query_scalar(
+                "SELECT UNIX_TIMESTAMP(trx_started) FROM information_schema.INNODB_TRX \
+                 WHERE trx_mysql_thread_id = CONNECTION_ID()",
+            )
+            .await
+            .unwrap();
+        let stamp = b
+            .query_scalar(
+                "SELECT UNIX_TIMESTAMP(UPDATE_TIME) FROM information_schema.TABLES \
+                 WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 't'",
+            )
+            .await
+            .unwrap();
+        if b_started.is_some() && b_started == stamp {
+            break;
+        }
+        // A second boundary fell between the two: again.
+        b.execute_statement("ROLLBACK").await.unwrap();
+        tries += 1;
+        assert!(
+            tries < 5,
+            "B started at {b_started:?}, t is stamped {stamp:?}"
+        );
+    }
+    next_second().await;
+    let third = backup_with(url, repo.path(), small).await;
+    assert_eq!(third.parent.as_deref(), Some(truncated.snapshot.as_str()));
+    b.execute_statement("COMMIT").await.unwrap();
+    b.close().await;
+    let fourth = backup_with(url, repo.path(), small).await;
+    assert_eq!(fourth.parent.as_deref(), Some(third.snapshot.as_str()));
+    let forced = backup_with(url, repo.path(), |o| {
+        small(o);
+        o.force = true;
+    })
+    .await;
+    assert_eq!(
+        (forced.parent.as_deref(), forced.ranges_unchanged),
+        (None, 0)
+    );
+    assert_eq!(digests(&fourth), digests(&forced), "B's change is in");
+    assert_ne!(digests(&third), digests(&forced));
+    // t was read again; other, untouched, was not.
+    assert_eq!(fourth.rows_unchanged, 3000);
+
+    // The snapshot made of reused and read ranges restores, digests proven.
+    let copy = TestDb::new(Engine::Mysql).await;
+    let restored = restore(repo.path(), &copy.target, |o| {
+        o.snapshot.clone_from(&fourth.snapshot);
+    })
+    .await;
+    assert!(restored.verified);
+    assert_eq!(restored.total_rows, 23_000);
 }

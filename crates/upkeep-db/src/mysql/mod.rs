@@ -126,3 +126,70 @@ pub(crate) async fn execute_script(
 pub(crate) async fn close(conn: MySqlConnection) {
     let _ = conn.close().await;
 }
+
+/// MariaDB's change detection, taken before the snapshot starts: the server's identity and
+/// the time before which every transaction the snapshot may miss had not yet started.
+///
+/// InnoDB stamps a table with the start time of the last transaction that changed it
+/// (`information_schema.TABLES.UPDATE_TIME`, whole seconds, kept in memory only). A change
+/// a snapshot does not see is committed after it starts, by a transaction that was running
+/// when this is read (listed in `INNODB_TRX` with its start) or that starts later. So a
+/// table stamped before the earliest of those starts and of now holds, after the snapshot
+/// starts, exactly what the snapshot reads. `INNODB_TRX` may be up to 0.1 s old, so "now"
+/// is taken one second early. `None` on MySQL (which stamps commit times
+/// differently) and when the user may not read `INNODB_TRX` (the PROCESS privilege).
+pub(crate) async fn change_threshold(conn: &mut MySqlConnection) -> Option<(String, i64)> {
+    let row = conn
+        .fetch_one(
+            "SELECT @@version LIKE '%MariaDB%', \
+               CONCAT('mariadb/', LEFT(SHA2(CONCAT_WS('|', @@server_id, @@hostname, @@port, \
+                                                        @@datadir), 256), 16)), \
+               LEAST(UNIX_TIMESTAMP() - 1, \
+                     COALESCE((SELECT MIN(UNIX_TIMESTAMP(trx_started)) \
+                               FROM information_schema.INNODB_TRX), UNIX_TIMESTAMP()))",
+        )
+        .await
+        .ok()?;
+    let mariadb = read::text(&row, 0).as_deref() == Some("1");
+    let identity = read::text(&row, 1)?;
+    let threshold = read::text(&row, 2)?.parse::<i64>().ok()?;
+    mariadb.then_some((identity, threshold))
+}
+
+/// Each InnoDB table's change fingerprint (`table id.tablespace.stamp`), read once the
+/// snapshot has started, for the tables stamped before `threshold` (see
+/// [`change_threshold`]): a truncate or rebuild gets a new table id, and any commit after
+/// the snapshot a stamp at or after the threshold. A table stamped later, never stamped
+/// since the server started (no `UPDATE_TIME`), partitioned, or in another engine has none
+/// and is always read.
+pub(crate) async fn table_fingerprints(
+    conn: &mut MySqlConnection,
+    threshold: i64,
+) -> Option<std::collections::HashMap<String, String>> {
+    let rows = conn
+        .fetch_all(
+            "SELECT t.TABLE_NAME, s.TABLE_ID, s.SPACE, UNIX_TIMESTAMP(t.UPDATE_TIME) \
+             FROM information_schema.TABLES t \
+             JOIN information_schema.INNODB_SYS_TABLES s \
+               ON s.NAME = CONCAT(t.TABLE_SCHEMA, '/', t.TABLE_NAME) \
+             WHERE t.TABLE_SCHEMA = DATABASE() AND t.ENGINE = 'InnoDB' \
+               AND t.UPDATE_TIME IS NOT NULL",
+        )
+        .await
+        .ok()?;
+    let mut out = std::collections::HashMap::new();
+    for row in rows {
+        let (Some(name), Some(id), Some(space), Some(stamp)) = (
+            read::text(&row, 0),
+            read::text(&row, 1),
+            read::text(&row, 2),
+            read::text(&row, 3).and_then(|s| s.parse::<i64>().ok()),
+        ) else {
+            continue;
+        };
+        if stamp < threshold {
+            out.insert(name, format!("{id}.{space}.{stamp}"));
+        }
+    }
+    Some(out)
+}

@@ -53,9 +53,10 @@ fn target(
   upkeep backup app.db --repo /srv/backups/app --tables 'order*' --json
   upkeep backup postgres://backup@db1/shop --repo /var/backups/shop --force
 
-On PostgreSQL, key ranges whose rows are unchanged since the last snapshot of the same
-database (same row count and row versions, by xmin) are not read again: their chunks and
-digests are taken from that snapshot. --force reads everything.")]
+What is unchanged since the last snapshot of the same database is not read again: on
+PostgreSQL each key range whose row count and row versions (ctid, xmin) are the same, on
+MariaDB each InnoDB table whose id and change stamp are the same (needs the PROCESS
+privilege). Its chunks and digests are taken from that snapshot. --force reads everything.")]
 pub struct BackupArgs {
     /// URL, SQLite path, or a database name from upkeep.toml.
     #[arg(value_name = "URL|NAME")]
