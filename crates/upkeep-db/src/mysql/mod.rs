@@ -156,39 +156,62 @@ pub(crate) async fn change_threshold(conn: &mut MySqlConnection) -> Option<(Stri
     mariadb.then_some((identity, threshold))
 }
 
-/// Each InnoDB table's change fingerprint (`table id.tablespace.stamp`), read once the
-/// snapshot has started, for the tables stamped before `threshold` (see
-/// [`change_threshold`]): a truncate or rebuild gets a new table id, and any commit after
-/// the snapshot a stamp at or after the threshold. A table stamped later, never stamped
-/// since the server started (no `UPDATE_TIME`), partitioned, or in another engine has none
-/// and is always read.
+/// Each InnoDB table's change fingerprint, read once the snapshot has started:
+///
+/// - `table id.tablespace.stamp` for a table stamped before `threshold` (see
+///   [`change_threshold`]): any commit after the snapshot stamps it at or after the
+///   threshold, and a truncate or rebuild gives it a new table id.
+/// - `table id.tablespace.unstamped.server start` for a table not stamped since it was loaded
+///   into InnoDB's dictionary (no `UPDATE_TIME`: since the server started, or since a rebuild,
+///   which also gives a new id). Its first change stamps it; the stamp is lost again only on
+///   a restart (a new start time) or when InnoDB evicts the table from its dictionary, which
+///   it does only while it holds more tables than `table_definition_cache`: so these are
+///   given only while the server has fewer than half that many InnoDB tables. (The start
+///   time is exact: `Uptime` counts from the statement's own start.)
+///
+/// A table stamped later, partitioned, or in another engine has none and is always read.
 pub(crate) async fn table_fingerprints(
     conn: &mut MySqlConnection,
     threshold: i64,
 ) -> Option<std::collections::HashMap<String, String>> {
+    let row = conn
+        .fetch_one(
+            "SELECT UNIX_TIMESTAMP() - g.VARIABLE_VALUE, g.VARIABLE_VALUE >= 2 \
+                 AND (SELECT COUNT(*) FROM information_schema.INNODB_SYS_TABLES) \
+                     < @@table_definition_cache / 2 \
+             FROM information_schema.GLOBAL_STATUS g WHERE g.VARIABLE_NAME = 'UPTIME'",
+        )
+        .await
+        .ok()?;
+    let started = read::text(&row, 0)?;
+    let unstamped_trusted = read::text(&row, 1).as_deref() == Some("1");
     let rows = conn
         .fetch_all(
             "SELECT t.TABLE_NAME, s.TABLE_ID, s.SPACE, UNIX_TIMESTAMP(t.UPDATE_TIME) \
              FROM information_schema.TABLES t \
              JOIN information_schema.INNODB_SYS_TABLES s \
                ON s.NAME = CONCAT(t.TABLE_SCHEMA, '/', t.TABLE_NAME) \
-             WHERE t.TABLE_SCHEMA = DATABASE() AND t.ENGINE = 'InnoDB' \
-               AND t.UPDATE_TIME IS NOT NULL",
+             WHERE t.TABLE_SCHEMA = DATABASE() AND t.ENGINE = 'InnoDB'",
         )
         .await
         .ok()?;
     let mut out = std::collections::HashMap::new();
     for row in rows {
-        let (Some(name), Some(id), Some(space), Some(stamp)) = (
+        let (Some(name), Some(id), Some(space)) = (
             read::text(&row, 0),
             read::text(&row, 1),
             read::text(&row, 2),
-            read::text(&row, 3).and_then(|s| s.parse::<i64>().ok()),
         ) else {
             continue;
         };
-        if stamp < threshold {
-            out.insert(name, format!("{id}.{space}.{stamp}"));
+        match read::text(&row, 3).map(|s| s.parse::<i64>()) {
+            Some(Ok(stamp)) if stamp < threshold => {
+                out.insert(name, format!("{id}.{space}.{stamp}"));
+            }
+            None if unstamped_trusted => {
+                out.insert(name, format!("{id}.{space}.unstamped.{started}"));
+            }
+            _ => {}
         }
     }
     Some(out)
