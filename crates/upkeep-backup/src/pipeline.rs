@@ -3,9 +3,15 @@
 //! barrier between phases (pg_restore's schedule leaves one core idle while the largest
 //! table's index builds and its foreign key check run alone).
 //!
-//! - A table's chunks are loaded in runs of [`RUN`] chunks, one binary COPY each. A worker
-//!   prefers a table nobody else is loading, so a large table is mostly written in key order
-//!   (its primary key then sorts presorted input) while the other workers load the others.
+//! - PostgreSQL, into tables the restore created: each table is loaded whole by one worker,
+//!   in one transaction that truncates it and runs one binary `COPY … FREEZE`, largest table
+//!   first. Its rows are written frozen and its pages all-visible, so the index builds,
+//!   foreign key checks and read-back that follow check no row's visibility and set no hint
+//!   bit (which dirties every page for a second write). The benchmark's 6.4 M rows restored
+//!   in 6.8–7.9 s this way against 9.1–10.1 s with runs loaded in parallel, unfrozen.
+//! - Otherwise (MySQL/MariaDB, `--data-only`) a table's chunks are loaded in runs of [`RUN`]
+//!   chunks, one statement stream each. A worker prefers a table nobody else is loading, so a
+//!   large table is mostly written in key order while the other workers load the others.
 //! - Once all of a table's runs are in, its keys, unique constraints and indexes are built;
 //!   then its digest is read back in key ranges, in parallel with whatever else is running.
 //! - Once every table's builds are done, foreign keys are added `NOT VALID` (instant) and the
@@ -113,7 +119,7 @@ const PAGES_PER_RANGE: u64 = 2048;
 enum Job {
     Load {
         table: usize,
-        first: usize,
+        run: std::ops::Range<usize>,
     },
     Build {
         table: usize,
@@ -137,7 +143,8 @@ struct TableState {
     by_pages: bool,
     /// A PostgreSQL partitioned table: nothing to load, read back once every table is loaded.
     partitioned: bool,
-    runs: VecDeque<usize>,
+    /// Chunk runs not yet loaded (all of the table in one when it is loaded frozen).
+    runs: VecDeque<std::ops::Range<usize>>,
     loading: usize,
     bytes_left: u64,
     builds: VecDeque<String>,
@@ -254,9 +261,9 @@ impl State {
 
     fn take_run(&mut self, table: usize) -> Job {
         let t = &mut self.tables[table];
-        let first = t.runs.pop_front().expect("the table has a run left");
+        let run = t.runs.pop_front().expect("the table has a run left");
         t.loading += 1;
-        Job::Load { table, first }
+        Job::Load { table, run }
     }
 
     fn fail(&mut self, e: BackupError) {
@@ -279,6 +286,8 @@ struct Shared {
     /// The target's tables with the source's column order and logical types.
     tables: Vec<Table>,
     target: Target,
+    /// Each table is loaded whole, frozen (see `Database::write_stream_frozen`).
+    frozen: bool,
     cancel: CancellationToken,
     started: std::time::Instant,
 }
@@ -298,6 +307,7 @@ pub(crate) async fn run(
     target: &Target,
     jobs: usize,
     pages: bool,
+    frozen: bool,
     entries: Vec<TableEntry>,
     tables: Vec<Table>,
     post: PostData,
@@ -311,10 +321,13 @@ pub(crate) async fn run(
             by_pages: pages && t.kind == TableKind::Table,
             // A partitioned table's rows are its partitions': they are loaded through those,
             // and the parent is only read back, once every partition is in.
-            runs: if t.kind == TableKind::Partitioned {
-                VecDeque::new()
-            } else {
-                (0..e.chunks.len()).step_by(RUN).collect()
+            runs: match t.kind {
+                TableKind::Partitioned => VecDeque::new(),
+                _ if frozen => std::iter::once(0..e.chunks.len()).collect(),
+                _ => (0..e.chunks.len())
+                    .step_by(RUN)
+                    .map(|first| first..(first + RUN).min(e.chunks.len()))
+                    .collect(),
             },
             partitioned: t.kind == TableKind::Partitioned,
             bytes_left: e.bytes,
@@ -338,6 +351,7 @@ pub(crate) async fn run(
         entries,
         tables,
         target: target.clone(),
+        frozen,
         cancel,
         started: std::time::Instant::now(),
     });
@@ -421,8 +435,8 @@ async fn run_job(shared: &Shared, db: &mut Database, job: Job) -> Result<(), Bac
 impl Job {
     fn describe(&self, tables: &[Table]) -> String {
         match self {
-            Self::Load { table, first } => {
-                format!("loaded {} from chunk {first}", tables[*table].name)
+            Self::Load { table, run } => {
+                format!("loaded {} chunks {run:?}", tables[*table].name)
             }
             Self::Build { stmt, .. } | Self::Validate(stmt) => stmt.chars().take(80).collect(),
             Self::Plan { table } => format!("planned the read-back of {}", tables[*table].name),
@@ -436,16 +450,11 @@ impl Job {
 
 async fn run_job_inner(shared: &Shared, db: &mut Database, job: Job) -> Result<(), BackupError> {
     match job {
-        Job::Load { table, first } => {
+        Job::Load { table, run } => {
             let entry = &shared.entries[table];
-            load_run(db, &shared.repo, entry, &shared.tables[table], first).await?;
-            let bytes: u64 = entry
-                .chunks
-                .iter()
-                .skip(first)
-                .take(RUN)
-                .map(|c| c.bytes)
-                .sum();
+            let frozen = run.len() == entry.chunks.len() && shared.frozen;
+            let bytes: u64 = entry.chunks[run.clone()].iter().map(|c| c.bytes).sum();
+            load_run(db, &shared.repo, entry, &shared.tables[table], run, frozen).await?;
             let mut state = shared.lock();
             let s = &mut state.tables[table];
             s.loading -= 1;

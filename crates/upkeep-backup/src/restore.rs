@@ -149,11 +149,14 @@ pub async fn restore(
             (pipeline::PostData::after_all(post, models.len()), false)
         };
         admin.close().await;
+        // Tables this restore created (and that nothing references yet) are loaded frozen.
+        let frozen = engine == Engine::Postgres && options.mode != SchemaMode::DataOnly;
         let digests = pipeline::run(
             repo.clone(),
             target,
             options.jobs,
             pages,
+            frozen,
             entries.clone(),
             models,
             post,
@@ -394,24 +397,30 @@ async fn load(
             if cancel.is_cancelled() {
                 return Err(BackupError::Cancelled);
             }
-            load_run(&mut db, repo, entry, table, first).await?;
+            load_run(&mut db, repo, entry, table, first..first + RUN, false).await?;
         }
     }
     db.close().await;
     Ok(())
 }
 
-/// Loads the run of [`RUN`] chunks of `table` from chunk `first` through one write stream
-/// (one COPY on PostgreSQL), each chunk decompressed while the previous one is written.
+/// Loads the chunks `run` of `table` through one write stream (one COPY on PostgreSQL), each
+/// chunk decompressed while the previous one is written; `frozen`: the table is empty and
+/// the run is all of it (see [`Database::write_stream_frozen`]).
 pub(crate) async fn load_run(
     db: &mut Database,
     repo: &Arc<Repository>,
     entry: &TableEntry,
     table: &Table,
-    first: usize,
+    run: std::ops::Range<usize>,
+    frozen: bool,
 ) -> Result<(), BackupError> {
-    let (mut rx, producer) = read_run(repo, entry, table, first);
-    let written = db.write_stream(table, &mut rx).await;
+    let (mut rx, producer) = read_run(repo, entry, table, run);
+    let written = if frozen {
+        db.write_stream_frozen(table, &mut rx).await
+    } else {
+        db.write_stream(table, &mut rx).await
+    };
     // Closing the channel lets a producer blocked on a full channel end.
     drop(rx);
     producer.await.map_err(|e| BackupError::Corrupt {
@@ -421,13 +430,13 @@ pub(crate) async fn load_run(
     Ok(())
 }
 
-/// Chunks of one table read in a run of [`RUN`]: decompressed and decoded on a blocking thread
-/// while the caller writes the previous one. The channel holds two batches.
+/// The chunks `run` of one table: decompressed and decoded on a blocking thread while the
+/// caller writes the previous one. The channel holds two batches.
 fn read_run(
     repo: &Arc<Repository>,
     entry: &TableEntry,
     table: &Table,
-    first: usize,
+    run: std::ops::Range<usize>,
 ) -> (
     tokio::sync::mpsc::Receiver<Batch>,
     tokio::task::JoinHandle<Result<(), BackupError>>,
@@ -435,7 +444,7 @@ fn read_run(
     let (tx, rx) = tokio::sync::mpsc::channel::<Batch>(2);
     let (repo, entry, columns) = (repo.clone(), entry.clone(), table.columns.len());
     let producer = tokio::spawn(async move {
-        for chunk in entry.chunks.iter().skip(first).take(RUN) {
+        for chunk in entry.chunks.iter().take(run.end).skip(run.start) {
             let (repo, id, size) = (repo.clone(), chunk.id.clone(), chunk.bytes);
             let batch = tokio::task::spawn_blocking(move || {
                 let content = repo.get_chunk(&id, size)?;

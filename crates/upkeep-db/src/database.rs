@@ -209,6 +209,20 @@ impl Database {
         }
     }
 
+    /// Loads every batch the channel brings into the empty `table`, which it truncates in
+    /// the same transaction: PostgreSQL loads the rows frozen (`COPY … FREEZE`); elsewhere
+    /// this is [`Self::write_stream`].
+    pub async fn write_stream_frozen(
+        &mut self,
+        table: &Table,
+        batches: &mut tokio::sync::mpsc::Receiver<Batch>,
+    ) -> Result<u64, DbError> {
+        if let Session::Pg(c) = &mut self.session {
+            return pg::write_stream_frozen(c, &self.target, table, batches).await;
+        }
+        self.write_stream(table, batches).await
+    }
+
     /// Appends every batch the channel brings to `table`: through one COPY on PostgreSQL,
     /// batch by batch elsewhere. Stops when the sender is dropped.
     pub async fn write_stream(

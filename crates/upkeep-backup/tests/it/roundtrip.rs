@@ -537,3 +537,46 @@ async fn pg_restore_of_some_tables_creates_only_those() {
     db.close().await;
     assert_eq!(tables.as_deref(), Some("c"));
 }
+
+#[tokio::test]
+async fn pg_restore_loads_tables_frozen() {
+    let source = TestDb::new(Engine::Postgres).await;
+    source
+        .execute(
+            "CREATE TABLE t (id int PRIMARY KEY, v text);
+             INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 20000) g;
+             CREATE TABLE p (id int, k int) PARTITION BY RANGE (k);
+             CREATE TABLE p1 PARTITION OF p FOR VALUES FROM (0) TO (100);
+             CREATE TABLE p2 PARTITION OF p FOR VALUES FROM (100) TO (200);
+             INSERT INTO p SELECT g, g % 200 FROM generate_series(1, 5000) g;",
+        )
+        .await;
+    let repo = tempfile::tempdir().unwrap();
+    backup(&source.target, repo.path()).await;
+    let copy = TestDb::new(Engine::Postgres).await;
+    let report = restore(repo.path(), &copy.target, |_| {}).await;
+    assert!(report.verified);
+    // Every page of every loaded table is frozen: nothing is left for a vacuum to freeze,
+    // and no read after the restore sets hint bits on, and writes again, every page.
+    let mut db = copy.connect().await;
+    db.execute_statement("CREATE EXTENSION pg_visibility")
+        .await
+        .unwrap();
+    for table in ["t", "p1", "p2"] {
+        let frozen = db
+            .query_scalar(&format!(
+                "SELECT format('%s of %s', all_frozen, \
+                        pg_relation_size('{table}') / current_setting('block_size')::int) \
+                 FROM pg_visibility_map_summary('{table}')"
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        let (all, pages) = frozen.split_once(" of ").unwrap();
+        assert!(
+            pages != "0" && all == pages,
+            "{table}: {frozen} pages frozen"
+        );
+    }
+    db.close().await;
+}

@@ -11,7 +11,7 @@ mod write;
 pub(crate) use ddl::native_ddl;
 pub(crate) use introspect::introspect;
 pub(crate) use read::read_chunk;
-pub(crate) use write::{write_batch, write_stream};
+pub(crate) use write::{write_batch, write_stream, write_stream_frozen};
 
 use std::str::FromStr;
 

@@ -20,10 +20,12 @@ impl Format {
         copy_encode::binary_plan(table).map_or(Self::Text, Self::Binary)
     }
 
-    fn copy_sql(&self, table: &Table) -> String {
+    fn copy_sql(&self, table: &Table, freeze: bool) -> String {
+        let freeze = if freeze { ", FREEZE" } else { "" };
         match self {
-            Self::Binary(_) => format!("{} (FORMAT binary)", copy_sql(table)),
-            Self::Text => copy_sql(table),
+            Self::Binary(_) => format!("{} (FORMAT binary{freeze})", copy_sql(table)),
+            Self::Text if freeze.is_empty() => copy_sql(table),
+            Self::Text => format!("{} (FREEZE)", copy_sql(table)),
         }
     }
 
@@ -145,7 +147,7 @@ pub(crate) async fn write_batch(
     table: &Table,
     batch: &Batch,
 ) -> Result<u64, DbError> {
-    copy_in(conn, target, table, Source::One(Some(batch))).await
+    copy_in(conn, target, table, Source::One(Some(batch)), false).await
 }
 
 /// Loads every batch the channel brings into `table` through one COPY, so the server parses
@@ -156,7 +158,43 @@ pub(crate) async fn write_stream(
     table: &Table,
     batches: &mut tokio::sync::mpsc::Receiver<Batch>,
 ) -> Result<u64, DbError> {
-    copy_in(conn, target, table, Source::Channel(batches)).await
+    copy_in(conn, target, table, Source::Channel(batches), false).await
+}
+
+/// Loads every batch the channel brings into the empty `table` in one transaction that
+/// truncates it first, through one `COPY … FREEZE`: the rows are written frozen and their
+/// pages all-visible, so the index builds and reads that follow check no row's visibility
+/// and set no hint bit (which would dirty, and write again, every page), and no vacuum has
+/// to freeze them later.
+pub(crate) async fn write_stream_frozen(
+    conn: &mut PgConnection,
+    target: &Target,
+    table: &Table,
+    batches: &mut tokio::sync::mpsc::Receiver<Batch>,
+) -> Result<u64, DbError> {
+    use sqlx::Executor;
+    let context = format!("writing table {}", table.name);
+    conn.execute("BEGIN").await.map_err(err(target, &context))?;
+    let truncate = format!(
+        "TRUNCATE ONLY {}",
+        quote::table(Engine::Postgres, &table.name)
+    );
+    let loaded = match conn.execute(truncate.as_str()).await {
+        Ok(_) => copy_in(conn, target, table, Source::Channel(batches), true).await,
+        Err(e) => Err(err(target, &context)(e)),
+    };
+    match loaded {
+        Ok(rows) => {
+            conn.execute("COMMIT")
+                .await
+                .map_err(err(target, &context))?;
+            Ok(rows)
+        }
+        Err(e) => {
+            let _ = conn.execute("ROLLBACK").await;
+            Err(e)
+        }
+    }
 }
 
 /// Where one COPY's batches come from.
@@ -171,11 +209,12 @@ async fn copy_in(
     target: &Target,
     table: &Table,
     mut source: Source<'_>,
+    freeze: bool,
 ) -> Result<u64, DbError> {
     let context = format!("writing table {}", table.name);
     let format = Format::of(table);
     let mut copy = conn
-        .copy_in_raw(&format.copy_sql(table))
+        .copy_in_raw(&format.copy_sql(table, freeze))
         .await
         .map_err(err(target, &context))?;
     let mut buf = Vec::new();
