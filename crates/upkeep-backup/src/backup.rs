@@ -40,7 +40,7 @@ impl BackupOptions {
             exclude: Vec::new(),
             jobs: 2,
             tags: Vec::new(),
-            zstd_level: 3,
+            zstd_level: 1,
             plan: PlanOptions::default(),
             force: false,
         }
@@ -151,7 +151,7 @@ fn store(
     state: &mut TaskState,
     chunk: RawChunk,
 ) -> Result<(), BackupError> {
-    let (id, written) = repo.put_chunk(&chunk.content, level)?;
+    let (id, written) = repo.put_chunk(&chunk.content, chunk.rows, level)?;
     if written > 0 {
         stats.chunks_new += 1;
         stats.bytes_stored += written;

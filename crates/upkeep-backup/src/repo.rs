@@ -9,6 +9,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
+use crate::codec::Encoding;
 use crate::manifest::Manifest;
 use crate::BackupError;
 
@@ -154,7 +155,6 @@ pub struct RepoConfig {
 }
 
 const FORMAT: &str = "upkeep-repository";
-const CHUNK_ENCODING: &str = "canonical-varint";
 const CONFIG_KEY: &str = "config.json";
 
 /// An open repository.
@@ -162,6 +162,8 @@ const CONFIG_KEY: &str = "config.json";
 pub struct Repository {
     backend: Arc<dyn Backend>,
     config: RepoConfig,
+    /// The layout of `config.chunk_encoding`.
+    encoding: Encoding,
 }
 
 /// A chunk's id: the lowercase hex SHA-256 of its stored (uncompressed, compact) content.
@@ -191,7 +193,7 @@ impl Repository {
                 chunk_min_bytes: 256 << 10,
                 chunk_target_bytes: 1 << 20,
                 chunk_max_bytes: 4 << 20,
-                chunk_encoding: CHUNK_ENCODING.into(),
+                chunk_encoding: Encoding::COLUMNS.into(),
             };
             let backend = LocalBackend::new(path);
             let json = serde_json::to_vec_pretty(&config).expect("the config serializes");
@@ -201,6 +203,7 @@ impl Repository {
             return Ok(Self {
                 backend: Arc::new(backend),
                 config,
+                encoding: Encoding::Columns,
             });
         }
         Self::open(path)
@@ -224,16 +227,25 @@ impl Repository {
         if config.format != FORMAT {
             return Err(not_repo());
         }
-        if config.version != 1 || config.chunk_encoding != CHUNK_ENCODING {
+        let encoding = Encoding::from_name(&config.chunk_encoding);
+        let Some(encoding) = encoding.filter(|_| config.version == 1) else {
             return Err(BackupError::Corrupt {
                 what: format!(
-                    "repository {} has format version {}, this upkeep reads 1",
+                    "repository {} has format version {} with {} chunks; this upkeep reads \
+                     version 1 with {} or {} chunks",
                     backend.location(),
-                    config.version
+                    config.version,
+                    config.chunk_encoding,
+                    Encoding::ROWS,
+                    Encoding::COLUMNS
                 ),
             });
-        }
-        Ok(Self { backend, config })
+        };
+        Ok(Self {
+            backend,
+            config,
+            encoding,
+        })
     }
 
     pub fn config(&self) -> &RepoConfig {
@@ -253,8 +265,13 @@ impl Repository {
     /// Stores a chunk of canonical rows unless the repository has it. Returns its id and the
     /// bytes written (0 when the chunk was already there). The id is the SHA-256 of the stored
     /// (compact) form, which is a lossless rewrite of the canonical rows.
-    pub fn put_chunk(&self, content: &[u8], level: i32) -> Result<(String, u64), BackupError> {
-        let stored = crate::codec::compact(content)?;
+    pub fn put_chunk(
+        &self,
+        content: &[u8],
+        rows: u64,
+        level: i32,
+    ) -> Result<(String, u64), BackupError> {
+        let stored = self.encoding.compact(content, rows)?;
         let id = chunk_id(&stored);
         if self.has_chunk(&id)? {
             return Ok((id, 0));
@@ -289,9 +306,11 @@ impl Repository {
                 what: format!("chunk {id} does not match its hash"),
             });
         }
-        crate::codec::expand(&stored).map_err(|e| BackupError::Corrupt {
-            what: format!("chunk {id}: {e}"),
-        })
+        self.encoding
+            .expand(&stored)
+            .map_err(|e| BackupError::Corrupt {
+                what: format!("chunk {id}: {e}"),
+            })
     }
 
     /// Ids of all stored chunks.
@@ -461,5 +480,51 @@ pub struct RepoLock {
 impl Drop for RepoLock {
     fn drop(&mut self) {
         let _ = self.backend.delete(&self.key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use upkeep_core::BatchBuilder;
+
+    fn rows() -> Vec<u8> {
+        let mut b = BatchBuilder::default();
+        for i in 0..300u32 {
+            b.push_value(i.to_string().as_bytes());
+            b.push_null();
+            b.end_row();
+        }
+        b.take().as_bytes().to_vec()
+    }
+
+    #[test]
+    fn new_repositories_store_columns_and_older_ones_keep_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::open_or_init(&dir.path().join("new"), 1).unwrap();
+        assert_eq!(repo.config().chunk_encoding, Encoding::COLUMNS);
+        let content = rows();
+        let (id, written) = repo.put_chunk(&content, 300, 1).unwrap();
+        assert!(written > 0);
+        assert_eq!(repo.get_chunk(&id, content.len() as u64).unwrap(), content);
+
+        // A repository made before columnar chunks says so in its config, and its chunks
+        // are still read and written row by row.
+        let old = dir.path().join("old");
+        Repository::open_or_init(&old, 1).unwrap();
+        let config = old.join(CONFIG_KEY);
+        let text = std::fs::read_to_string(&config).unwrap();
+        std::fs::write(&config, text.replace(Encoding::COLUMNS, Encoding::ROWS)).unwrap();
+        let repo = Repository::open(&old).unwrap();
+        let (row_id, _) = repo.put_chunk(&content, 300, 1).unwrap();
+        assert_ne!(row_id, id, "the stored forms differ");
+        assert_eq!(
+            repo.get_chunk(&row_id, content.len() as u64).unwrap(),
+            content
+        );
+
+        std::fs::write(&config, text.replace(Encoding::COLUMNS, "parquet")).unwrap();
+        let err = Repository::open(&old).unwrap_err();
+        assert!(err.to_string().contains("parquet chunks"), "{err}");
     }
 }

@@ -74,8 +74,9 @@ pub struct BackupArgs {
     /// Label the snapshot (repeatable).
     #[arg(long = "tag", value_name = "TAG")]
     pub tags: Vec<String>,
-    /// zstd level of a new repository.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=19))]
+    /// zstd level of a new repository (1 compresses columnar chunks as well as 3 and twice
+    /// as fast; higher levels trade speed for a few percent).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..=19))]
     pub zstd_level: i32,
     /// Read every key range again, even those unchanged since the last snapshot.
     #[arg(long)]
