@@ -419,7 +419,7 @@ pub struct DateTimeParts {
 /// the month, hour 0–23), so `0000-00-00` and `24:00:00` are rejected.
 pub fn parse_datetime(text: &[u8]) -> Option<DateTimeParts> {
     let t = trim_ascii(text);
-    let mut p = Cursor { s: t, i: 0 };
+    let mut p = crate::ByteCursor::new(t);
     let mut parts = DateTimeParts {
         date: None,
         time: None,
@@ -437,7 +437,7 @@ pub fn parse_datetime(text: &[u8]) -> Option<DateTimeParts> {
         if p.done() {
             return Some(parts);
         }
-        match p.next()? {
+        match p.next_byte()? {
             b'T' | b' ' => {}
             _ => return None,
         }
@@ -448,15 +448,11 @@ pub fn parse_datetime(text: &[u8]) -> Option<DateTimeParts> {
     let mut s = 0;
     let mut micros = 0;
     if p.peek() == Some(b':') {
-        p.next();
+        p.next_byte();
         s = p.digits(2)?;
         if p.peek() == Some(b'.') {
-            p.next();
-            let start = p.i;
-            while p.peek().is_some_and(|c| c.is_ascii_digit()) {
-                p.next();
-            }
-            let frac = &t[start..p.i];
+            p.next_byte();
+            let frac = p.digit_run();
             if frac.is_empty() {
                 return None;
             }
@@ -472,14 +468,14 @@ pub fn parse_datetime(text: &[u8]) -> Option<DateTimeParts> {
     match p.peek() {
         None => {}
         Some(b'Z') | Some(b'z') => {
-            p.next();
+            p.next_byte();
             parts.offset_secs = Some(0);
         }
         Some(sign @ (b'+' | b'-')) => {
-            p.next();
+            p.next_byte();
             let oh = p.digits(2)?;
             let om = if p.peek() == Some(b':') {
-                p.next();
+                p.next_byte();
                 p.digits(2)?
             } else if p.done() {
                 0
@@ -495,39 +491,6 @@ pub fn parse_datetime(text: &[u8]) -> Option<DateTimeParts> {
         Some(_) => return None,
     }
     p.done().then_some(parts)
-}
-
-struct Cursor<'a> {
-    s: &'a [u8],
-    i: usize,
-}
-
-impl Cursor<'_> {
-    fn peek(&self) -> Option<u8> {
-        self.s.get(self.i).copied()
-    }
-    fn next(&mut self) -> Option<u8> {
-        let c = self.peek()?;
-        self.i += 1;
-        Some(c)
-    }
-    fn done(&self) -> bool {
-        self.i == self.s.len()
-    }
-    fn expect(&mut self, c: u8) -> Option<()> {
-        (self.next()? == c).then_some(())
-    }
-    fn digits(&mut self, n: usize) -> Option<u32> {
-        let mut v = 0u32;
-        for _ in 0..n {
-            let c = self.next()?;
-            if !c.is_ascii_digit() {
-                return None;
-            }
-            v = v * 10 + u32::from(c - b'0');
-        }
-        Some(v)
-    }
 }
 
 /// Appends the canonical timestamp of parsed parts, converted to UTC when an offset is present.

@@ -21,6 +21,7 @@
 
 mod batch;
 pub mod canonical;
+mod cursor;
 mod digest;
 mod filter;
 mod logical;
@@ -32,6 +33,7 @@ pub use batch::{
     values, Batch, BatchBuilder, MalformedRow, ValueMark, ValueRef, DEFAULT_BATCH_BYTES,
     DEFAULT_BATCH_ROWS,
 };
+pub use cursor::ByteCursor;
 pub use digest::{row_hash, Digest, ParseDigestError, DIGEST_VERSION};
 pub use filter::{TableFilter, Unselected};
 pub use logical::LogicalType;

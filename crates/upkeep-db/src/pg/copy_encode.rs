@@ -5,7 +5,7 @@
 //! column has a type listed here; any other table goes through COPY's text format.
 
 use chrono::NaiveDate;
-use upkeep_core::{canonical, LogicalType, Table};
+use upkeep_core::{canonical, ByteCursor, LogicalType, Table};
 
 /// The binary COPY header: signature, flags, header extension length.
 pub(crate) const HEADER: &[u8; 19] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
@@ -167,9 +167,8 @@ fn encode(enc: PgEncode, v: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
             out.extend_from_slice(&days.to_be_bytes());
         }
         PgEncode::Time => {
-            let mut c = Cursor::new(v);
-            let us = c
-                .time()
+            let mut c = ByteCursor::new(v);
+            let us = time(&mut c)
                 .filter(|_| c.done())
                 .ok_or_else(|| invalid("time", v))?;
             out.extend_from_slice(&us.to_be_bytes());
@@ -274,11 +273,11 @@ fn parse_date(v: &[u8]) -> Option<i32> {
         b"-infinity" => return Some(i32::MIN),
         _ => {}
     }
-    let mut c = Cursor::new(v);
-    let date = c.date()?;
-    let date = c.bc(date)?;
+    let mut c = ByteCursor::new(v);
+    let d = date(&mut c)?;
+    let d = bc(&mut c, d)?;
     c.done().then_some(())?;
-    i32::try_from(date.signed_duration_since(super::epoch()).num_days()).ok()
+    i32::try_from(d.signed_duration_since(super::epoch()).num_days()).ok()
 }
 
 /// Canonical timestamps (`YYYY-MM-DDTHH:MM:SS[.f][Z]`), `infinity`, and PostgreSQL's ISO form
@@ -289,109 +288,72 @@ fn parse_timestamp(v: &[u8]) -> Option<i64> {
         b"-infinity" => return Some(i64::MIN),
         _ => {}
     }
-    let mut c = Cursor::new(v);
-    let date = c.date()?;
-    match c.next()? {
+    let mut c = ByteCursor::new(v);
+    let d = date(&mut c)?;
+    match c.next_byte()? {
         b'T' | b' ' => {}
         _ => return None,
     }
-    let us = c.time()?;
+    let us = time(&mut c)?;
     if c.peek() == Some(b'Z') {
-        c.next();
+        c.next_byte();
     } else if c.rest().starts_with(b"+00") {
-        c.i += 3;
+        c.skip(3);
     }
-    let date = c.bc(date)?;
+    let d = bc(&mut c, d)?;
     c.done().then_some(())?;
-    let days = date.signed_duration_since(super::epoch()).num_days();
+    let days = d.signed_duration_since(super::epoch()).num_days();
     days.checked_mul(USECS_PER_DAY)?.checked_add(us)
 }
 
-struct Cursor<'a> {
-    s: &'a [u8],
-    i: usize,
+/// Exactly two digits (not a prefix of more).
+fn two(c: &mut ByteCursor<'_>) -> Option<u32> {
+    let before = c.rest().len();
+    let v = c.number(2)?;
+    (before - c.rest().len() == 2).then(|| u32::try_from(v).ok())?
 }
 
-impl<'a> Cursor<'a> {
-    fn new(s: &'a [u8]) -> Self {
-        Self { s, i: 0 }
-    }
-    fn peek(&self) -> Option<u8> {
-        self.s.get(self.i).copied()
-    }
-    fn next(&mut self) -> Option<u8> {
-        let c = self.peek()?;
-        self.i += 1;
-        Some(c)
-    }
-    fn rest(&self) -> &'a [u8] {
-        &self.s[self.i..]
-    }
-    fn done(&self) -> bool {
-        self.i == self.s.len()
-    }
-    fn expect(&mut self, c: u8) -> Option<()> {
-        (self.next()? == c).then_some(())
-    }
-    /// At least `min` digits, as many as there are.
-    fn number(&mut self, min: usize) -> Option<i64> {
-        let start = self.i;
-        let mut v = 0i64;
-        while let Some(c) = self.peek().filter(u8::is_ascii_digit) {
-            v = v.checked_mul(10)?.checked_add(i64::from(c - b'0'))?;
-            self.i += 1;
+/// `Y…Y-MM-DD` (at least four year digits).
+fn date(c: &mut ByteCursor<'_>) -> Option<(i64, u32, u32)> {
+    let y = c.number(4)?;
+    c.expect(b'-')?;
+    let m = two(c)?;
+    c.expect(b'-')?;
+    let d = two(c)?;
+    Some((y, m, d))
+}
+
+/// The date, with a trailing ` BC` turning year Y into the proleptic year 1 - Y.
+fn bc(c: &mut ByteCursor<'_>, (y, m, d): (i64, u32, u32)) -> Option<NaiveDate> {
+    let year = if c.rest() == b" BC" {
+        c.skip(3);
+        1 - y
+    } else {
+        y
+    };
+    NaiveDate::from_ymd_opt(i32::try_from(year).ok()?, m, d)
+}
+
+/// `HH:MM:SS[.f]` (24:00:00 included) as microseconds.
+fn time(c: &mut ByteCursor<'_>) -> Option<i64> {
+    let h = i64::from(two(c)?);
+    c.expect(b':')?;
+    let mi = i64::from(two(c)?);
+    c.expect(b':')?;
+    let s = i64::from(two(c)?);
+    let mut micros = 0i64;
+    if c.peek() == Some(b'.') {
+        c.next_byte();
+        let frac = c.digit_run();
+        if frac.is_empty() || frac.len() > 6 {
+            return None;
         }
-        (self.i - start >= min).then_some(v)
-    }
-    /// Exactly two digits.
-    fn two(&mut self) -> Option<u32> {
-        let start = self.i;
-        let v = self.number(2)?;
-        (self.i - start == 2).then(|| u32::try_from(v).ok())?
-    }
-    fn date(&mut self) -> Option<(i64, u32, u32)> {
-        let y = self.number(4)?;
-        self.expect(b'-')?;
-        let m = self.two()?;
-        self.expect(b'-')?;
-        let d = self.two()?;
-        Some((y, m, d))
-    }
-    /// The date, with a trailing ` BC` turning year Y into the proleptic year 1 - Y.
-    fn bc(&mut self, (y, m, d): (i64, u32, u32)) -> Option<NaiveDate> {
-        let year = if self.rest() == b" BC" {
-            self.i += 3;
-            1 - y
-        } else {
-            y
-        };
-        NaiveDate::from_ymd_opt(i32::try_from(year).ok()?, m, d)
-    }
-    /// `HH:MM:SS[.f]` (24:00:00 included) as microseconds.
-    fn time(&mut self) -> Option<i64> {
-        let h = i64::from(self.two()?);
-        self.expect(b':')?;
-        let mi = i64::from(self.two()?);
-        self.expect(b':')?;
-        let s = i64::from(self.two()?);
-        let mut micros = 0i64;
-        if self.peek() == Some(b'.') {
-            self.next();
-            let start = self.i;
-            while self.peek().is_some_and(|c| c.is_ascii_digit()) {
-                self.i += 1;
-            }
-            let frac = &self.s[start..self.i];
-            if frac.is_empty() || frac.len() > 6 {
-                return None;
-            }
-            for k in 0..6 {
-                micros = micros * 10 + frac.get(k).map_or(0, |c| i64::from(c - b'0'));
-            }
+        for k in 0..6 {
+            micros = micros * 10 + frac.get(k).map_or(0, |d| i64::from(d - b'0'));
         }
-        let us = ((h * 60 + mi) * 60 + s) * 1_000_000 + micros;
-        (mi < 60 && s < 60 && us <= USECS_PER_DAY).then_some(us)
     }
+    let us = ((h * 60 + mi) * 60 + s) * 1_000_000 + micros;
+    (mi < 60 && s < 60 && us <= USECS_PER_DAY).then_some(us)
 }
 
 #[cfg(test)]
@@ -486,10 +448,12 @@ mod tests {
         );
         assert_eq!(parse_timestamp(b"-infinity"), Some(i64::MIN));
         assert_eq!(parse_timestamp(b"2000-01-01T00:60:00"), None);
-        let mut c = Cursor::new(b"24:00:00");
-        assert_eq!(c.time(), Some(USECS_PER_DAY));
-        let mut c = Cursor::new(b"13:14:15.000001");
-        assert_eq!(c.time(), Some(47_655_000_001));
+        assert_eq!(time(&mut ByteCursor::new(b"24:00:00")), Some(USECS_PER_DAY));
+        assert_eq!(
+            time(&mut ByteCursor::new(b"13:14:15.000001")),
+            Some(47_655_000_001)
+        );
+        assert_eq!(time(&mut ByteCursor::new(b"13:14:155")), None);
     }
 
     #[test]
