@@ -185,10 +185,10 @@ impl BatchSink for ChunkSink {
         task: &ScanTask,
         fingerprint: String,
         unchanged: bool,
-    ) -> Result<(), BackupError> {
+    ) -> Result<u64, BackupError> {
         if !unchanged {
             open_state(&mut self.open, self.sizes, task).fingerprint = Some(fingerprint);
-            return Ok(());
+            return Ok(0);
         }
         let key = (task.table, task.chunk);
         let (refs, digest) = self
@@ -210,7 +210,7 @@ impl BatchSink for ChunkSink {
                 fingerprint: Some(fingerprint),
             },
         ));
-        Ok(())
+        Ok(digest.rows())
     }
 
     fn chunk_done(

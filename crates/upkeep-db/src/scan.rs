@@ -58,14 +58,15 @@ pub trait BatchSink: Send + 'static {
     /// The chunk's change fingerprint, when the scan computes them
     /// ([`ScanOptions::fingerprints`] on an engine that has them): after its last batch and
     /// before [`Self::chunk_done`], or alone when it equals the task's `unchanged_if`
-    /// (`unchanged`), in which case the chunk was not read.
+    /// (`unchanged`), in which case the chunk was not read. Returns how many rows the sink
+    /// took from elsewhere for an unchanged chunk (for progress), else 0.
     fn fingerprint(
         &mut self,
         _task: &ScanTask,
         _fingerprint: String,
         _unchanged: bool,
-    ) -> Result<(), Self::Error> {
-        Ok(())
+    ) -> Result<u64, Self::Error> {
+        Ok(0)
     }
 }
 
@@ -240,7 +241,17 @@ pub async fn scan<S: BatchSink>(
                         sink.batch(&task, batch)
                     }
                     Msg::Done(task, rows, irregular) => sink.chunk_done(&task, rows, irregular),
-                    Msg::Fingerprint(task, fp, unchanged) => sink.fingerprint(&task, fp, unchanged),
+                    Msg::Fingerprint(task, fp, unchanged) => {
+                        sink.fingerprint(&task, fp, unchanged).map(|rows| {
+                            if rows > 0 {
+                                progress.event(ProgressEvent::Rows {
+                                    table: tables_sink[task.table].name.clone(),
+                                    rows,
+                                    bytes: 0,
+                                });
+                            }
+                        })
+                    }
                 };
                 if let Err(e) = result {
                     cancel_sink.cancel();

@@ -8,6 +8,18 @@ use upkeep_test_support::TestDb;
 
 use crate::{backup_with, restore};
 
+/// Counts the rows progress reports.
+#[derive(Default)]
+struct RowCount(std::sync::atomic::AtomicU64);
+
+impl upkeep_core::Progress for RowCount {
+    fn event(&self, event: upkeep_core::ProgressEvent) {
+        if let upkeep_core::ProgressEvent::Rows { rows, .. } = event {
+            self.0.fetch_add(rows, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
 fn digests(r: &BackupReport) -> Vec<(String, String)> {
     r.tables
         .iter()
@@ -40,6 +52,15 @@ async fn pg_unchanged_ranges_are_not_read_again_and_changed_ones_are() {
     assert_eq!(second.ranges_unchanged, second.ranges_total);
     assert_eq!((second.bytes_read, second.rows_unchanged), (0, 23_000));
     assert_eq!(digests(&second), digests(&first));
+    // Progress counts the rows taken from the parent as it counts rows read.
+    let mut options = upkeep_backup::BackupOptions::new(url.clone(), repo.path().to_owned());
+    small(&mut options);
+    let count = std::sync::Arc::new(RowCount::default());
+    let counted = upkeep_backup::backup(options, count.clone(), Default::default())
+        .await
+        .unwrap();
+    assert_eq!(counted.rows_unchanged, 23_000);
+    assert_eq!(count.0.load(std::sync::atomic::Ordering::Relaxed), 23_000);
 
     // An update, a delete, an insert past the end (which also moves the identity's
     // sequence), and an update that writes back the same value: each range that holds one
@@ -52,7 +73,7 @@ async fn pg_unchanged_ranges_are_not_read_again_and_changed_ones_are() {
     )
     .await;
     let third = backup_with(url, repo.path(), small).await;
-    assert_eq!(third.parent.as_deref(), Some(second.snapshot.as_str()));
+    assert_eq!(third.parent.as_deref(), Some(counted.snapshot.as_str()));
     assert_eq!(
         third.ranges_unchanged,
         third.ranges_total - 4,
@@ -257,4 +278,50 @@ async fn mariadb_unchanged_tables_are_not_read_again_and_changed_ones_are() {
     .await;
     assert!(restored.verified);
     assert_eq!(restored.total_rows, 23_000);
+}
+
+#[tokio::test]
+async fn mariadb_without_the_process_privilege_reads_every_table() {
+    let db = TestDb::new(Engine::Mysql).await;
+    db.execute(
+        "CREATE TABLE t (id int PRIMARY KEY, v int) ENGINE=InnoDB;
+         INSERT INTO t SELECT seq, seq FROM seq_1_to_1000;",
+    )
+    .await;
+    let name = db.target.database().unwrap().to_owned();
+    let user = format!("upk_np_{}", &name[name.len() - 8..]);
+    db.execute(&format!(
+        "CREATE USER '{user}'@'%' IDENTIFIED BY 'pw';
+         GRANT SELECT, SHOW VIEW, TRIGGER ON `{name}`.* TO '{user}'@'%';"
+    ))
+    .await;
+    let (scheme, rest) = db.target.secret_url().split_once("://").unwrap();
+    let host_and_db = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    let limited =
+        upkeep_db::Target::parse(&format!("{scheme}://{user}@{host_and_db}"), Some("pw")).unwrap();
+    next_second().await;
+
+    // Without INNODB_TRX the stamps cannot be trusted: every table is read, and the backups
+    // still succeed.
+    let repo = tempfile::tempdir().unwrap();
+    let one = |o: &mut upkeep_backup::BackupOptions| o.jobs = 1;
+    let first = backup_with(&limited, repo.path(), one).await;
+    let second = backup_with(&limited, repo.path(), one).await;
+    assert_eq!(
+        (
+            second.parent.as_deref(),
+            second.ranges_unchanged,
+            second.total_rows
+        ),
+        (None, 0, 1000)
+    );
+    assert_eq!(digests(&second), digests(&first));
+
+    // The same table backed up by a user who may read them is not read again.
+    let full = tempfile::tempdir().unwrap();
+    backup_with(&db.target, full.path(), one).await;
+    let again = backup_with(&db.target, full.path(), one).await;
+    assert_eq!(again.rows_unchanged, 1000);
+    assert_eq!(digests(&again), digests(&first));
+    db.execute(&format!("DROP USER '{user}'@'%';")).await;
 }
