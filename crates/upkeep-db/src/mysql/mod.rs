@@ -1,5 +1,5 @@
 //! MySQL and MariaDB: connect, introspect, read through the text protocol, write with
-//! multi-row INSERTs.
+//! prepared multi-row INSERTs.
 
 mod ddl;
 mod introspect;
