@@ -16,13 +16,15 @@ const STATEMENT_BYTES: usize = 4 << 20;
 /// Placeholders one prepared statement may hold.
 const MAX_PLACEHOLDERS: usize = 65_535;
 
-/// Rows per prepared INSERT, at most.
-const PREPARED_ROWS: usize = 2000;
+/// Rows per prepared INSERT, at most. MariaDB's per-execution work grows faster than the
+/// parameter count, and each statement is a round trip: restoring the benchmark's 6.4 M rows
+/// took 21.8-23.5 s at 250 rows a statement, 23.5-25.4 s at 500, 28.4 s at 2000 and
+/// 30.9-32.2 s at 64.
+const PREPARED_ROWS: usize = 250;
 
 /// Loads a batch with prepared multi-row INSERTs of up to [`PREPARED_ROWS`] rows (binary
 /// protocol: the server binds values to a statement it parsed once instead of parsing every
-/// value of a text statement, which makes a restore's load take about a third less server
-/// time); the rows that do not fill a whole statement go as text.
+/// value of a text statement); the rows that do not fill a whole statement go as text.
 pub(crate) async fn write_batch(
     conn: &mut MySqlConnection,
     target: &Target,
