@@ -246,7 +246,7 @@ pub async fn backup(
     let repo = Arc::new(Repository::open_or_init(&options.repo, options.zstd_level)?);
     let _lock = repo.lock(false)?;
     let target = &options.target;
-    let mut snapshot = Snapshot::open(target, options.jobs).await?;
+    let mut snapshot = Snapshot::open_fingerprinted(target, options.jobs).await?;
     let result = run(
         &options,
         &repo,

@@ -49,33 +49,9 @@ impl Encoding {
 
 /// The values of canonical bytes, in order: `None` for NULL, else the value's bytes.
 fn canonical_values(canonical: &[u8]) -> Result<Vec<Option<&[u8]>>, BackupError> {
-    let mut values = Vec::new();
-    let mut pos = 0;
-    while pos < canonical.len() {
-        match canonical[pos] {
-            0 => {
-                values.push(None);
-                pos += 1;
-            }
-            1 => {
-                let len_bytes: [u8; 4] = canonical
-                    .get(pos + 1..pos + 5)
-                    .and_then(|b| b.try_into().ok())
-                    .ok_or_else(|| bad("a truncated value header"))?;
-                let len = u32::from_le_bytes(len_bytes);
-                let start = pos + 5;
-                let end = start + usize::try_from(len).map_err(|_| bad("a value too large"))?;
-                values.push(Some(
-                    canonical
-                        .get(start..end)
-                        .ok_or_else(|| bad("a truncated value"))?,
-                ));
-                pos = end;
-            }
-            t => return Err(bad(&format!("a value tag {t}"))),
-        }
-    }
-    Ok(values)
+    upkeep_core::values(canonical)
+        .collect::<Result<_, _>>()
+        .map_err(|e| bad(&e.to_string()))
 }
 
 /// Canonical bytes of `rows` rows → the columnar stored form.
@@ -158,29 +134,13 @@ fn expand_columns(stored: &[u8]) -> Result<Vec<u8>, BackupError> {
 /// Canonical row bytes → the row-ordered stored form.
 fn compact(canonical: &[u8]) -> Result<Vec<u8>, BackupError> {
     let mut out = Vec::with_capacity(canonical.len());
-    let mut pos = 0;
-    while pos < canonical.len() {
-        match canonical[pos] {
-            0 => {
-                out.push(0);
-                pos += 1;
+    for value in upkeep_core::values(canonical) {
+        match value.map_err(|e| bad(&e.to_string()))? {
+            None => out.push(0),
+            Some(v) => {
+                write_varint(v.len() as u64 + 1, &mut out);
+                out.extend_from_slice(v);
             }
-            1 => {
-                let len_bytes: [u8; 4] = canonical
-                    .get(pos + 1..pos + 5)
-                    .and_then(|b| b.try_into().ok())
-                    .ok_or_else(|| bad("a truncated value header"))?;
-                let len = u32::from_le_bytes(len_bytes);
-                let start = pos + 5;
-                let end = start + usize::try_from(len).map_err(|_| bad("a value too large"))?;
-                let value = canonical
-                    .get(start..end)
-                    .ok_or_else(|| bad("a truncated value"))?;
-                write_varint(u64::from(len) + 1, &mut out);
-                out.extend_from_slice(value);
-                pos = end;
-            }
-            t => return Err(bad(&format!("a value tag {t}"))),
         }
     }
     Ok(out)

@@ -452,9 +452,16 @@ async fn run_job_inner(shared: &Shared, db: &mut Database, job: Job) -> Result<(
     match job {
         Job::Load { table, run } => {
             let entry = &shared.entries[table];
-            let frozen = run.len() == entry.chunks.len() && shared.frozen;
             let bytes: u64 = entry.chunks[run.clone()].iter().map(|c| c.bytes).sum();
-            load_run(db, &shared.repo, entry, &shared.tables[table], run, frozen).await?;
+            load_run(
+                db,
+                &shared.repo,
+                entry,
+                &shared.tables[table],
+                run,
+                shared.frozen,
+            )
+            .await?;
             let mut state = shared.lock();
             let s = &mut state.tables[table];
             s.loading -= 1;

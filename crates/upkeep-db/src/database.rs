@@ -390,6 +390,21 @@ impl std::fmt::Debug for Snapshot {
 impl Snapshot {
     /// Opens a snapshot with `workers` sessions (SQLite: one, in one read transaction).
     pub async fn open(target: &Target, workers: usize) -> Result<Self, DbError> {
+        Self::open_with(target, workers, false).await
+    }
+
+    /// Opens a snapshot that also reads what change fingerprints need (see
+    /// [`Self::change_identity`] and [`Self::table_fingerprint`]): for backups, which compare
+    /// them with their parent's.
+    pub async fn open_fingerprinted(target: &Target, workers: usize) -> Result<Self, DbError> {
+        Self::open_with(target, workers, true).await
+    }
+
+    async fn open_with(
+        target: &Target,
+        workers: usize,
+        fingerprints: bool,
+    ) -> Result<Self, DbError> {
         let workers = workers.max(1);
         match target.engine() {
             Engine::Postgres => {
@@ -399,7 +414,7 @@ impl Snapshot {
                 let schema = coordinator.introspect(target).await?;
                 let server_version = coordinator.server_version(target).await?;
                 let change_identity = match &mut coordinator {
-                    Session::Pg(c) => pg::change_identity(c, target).await?,
+                    Session::Pg(c) if fingerprints => pg::change_identity(c, target).await?,
                     _ => None,
                 };
                 let mut sessions = Vec::with_capacity(workers);
@@ -440,7 +455,11 @@ impl Snapshot {
                     ));
                 }
                 // Before any snapshot starts (see `mysql::change_threshold`).
-                let threshold = mysql::change_threshold(&mut coord).await;
+                let threshold = if fingerprints {
+                    mysql::change_threshold(&mut coord).await
+                } else {
+                    None
+                };
                 let mut result = Ok(());
                 for c in &mut workers_conns {
                     result = mysql::begin_snapshot(c, target).await;

@@ -20,6 +20,45 @@ impl upkeep_core::Progress for RowCount {
     }
 }
 
+/// Key ranges of 2000 rows, so that the tests' tables have several.
+fn small(o: &mut upkeep_backup::BackupOptions) {
+    o.plan.chunk_rows = 2000;
+}
+
+/// A backup of unchanged data: nothing is read, every range comes from `parent`, and the
+/// snapshot is the same.
+async fn assert_nothing_read(
+    url: &upkeep_db::Target,
+    repo: &std::path::Path,
+    parent: &BackupReport,
+) -> BackupReport {
+    let r = backup_with(url, repo, small).await;
+    assert_eq!(r.parent.as_deref(), Some(parent.snapshot.as_str()));
+    assert_eq!(r.ranges_unchanged, r.ranges_total);
+    assert_eq!((r.bytes_read, r.rows_unchanged), (0, parent.total_rows));
+    assert_eq!(digests(&r), digests(parent));
+    r
+}
+
+/// A backup that reads everything and takes nothing from a parent.
+async fn forced_backup(url: &upkeep_db::Target, repo: &std::path::Path) -> BackupReport {
+    let r = backup_with(url, repo, |o| {
+        small(o);
+        o.force = true;
+    })
+    .await;
+    assert_eq!((r.parent.as_deref(), r.ranges_unchanged), (None, 0));
+    r
+}
+
+/// Restores `snapshot` into a new database of `engine`: proven, with all its rows.
+async fn assert_restores(repo: &std::path::Path, engine: Engine, snapshot: &str, rows: u64) {
+    let copy = TestDb::new(engine).await;
+    let restored = restore(repo, &copy.target, |o| o.snapshot = snapshot.to_owned()).await;
+    assert!(restored.verified);
+    assert_eq!(restored.total_rows, rows);
+}
+
 fn digests(r: &BackupReport) -> Vec<(String, String)> {
     r.tables
         .iter()
@@ -40,18 +79,14 @@ async fn pg_unchanged_ranges_are_not_read_again_and_changed_ones_are() {
     .await;
     let url = &db.target;
     let repo = tempfile::tempdir().unwrap();
-    let small = |o: &mut upkeep_backup::BackupOptions| o.plan.chunk_rows = 2000;
     let first = backup_with(url, repo.path(), small).await;
     assert_eq!(first.parent, None);
     assert_eq!(first.ranges_unchanged, 0);
     assert!(first.ranges_total >= 10, "{}", first.ranges_total);
 
     // Nothing changed: nothing is read, and the snapshot is the same.
-    let second = backup_with(url, repo.path(), small).await;
-    assert_eq!(second.parent.as_deref(), Some(first.snapshot.as_str()));
-    assert_eq!(second.ranges_unchanged, second.ranges_total);
-    assert_eq!((second.bytes_read, second.rows_unchanged), (0, 23_000));
-    assert_eq!(digests(&second), digests(&first));
+    assert_eq!(first.total_rows, 23_000);
+    let second = assert_nothing_read(url, repo.path(), &first).await;
     // Progress counts the rows taken from the parent as it counts rows read.
     let mut options = upkeep_backup::BackupOptions::new(url.clone(), repo.path().to_owned());
     small(&mut options);
@@ -59,6 +94,7 @@ async fn pg_unchanged_ranges_are_not_read_again_and_changed_ones_are() {
     let counted = upkeep_backup::backup(options, count.clone(), Default::default())
         .await
         .unwrap();
+    assert_eq!(counted.parent.as_deref(), Some(second.snapshot.as_str()));
     assert_eq!(counted.rows_unchanged, 23_000);
     assert_eq!(count.0.load(std::sync::atomic::Ordering::Relaxed), 23_000);
 
@@ -83,15 +119,7 @@ async fn pg_unchanged_ranges_are_not_read_again_and_changed_ones_are() {
     );
     assert_eq!(third.total_rows, 23_000);
     // What it took from the parent and what it read make the same snapshot as reading it all.
-    let forced = backup_with(url, repo.path(), |o| {
-        small(o);
-        o.force = true;
-    })
-    .await;
-    assert_eq!(
-        (forced.parent.as_deref(), forced.ranges_unchanged),
-        (None, 0)
-    );
+    let forced = forced_backup(url, repo.path()).await;
     assert_eq!(digests(&third), digests(&forced));
     assert_ne!(digests(&third), digests(&first));
 
@@ -112,13 +140,7 @@ async fn pg_unchanged_ranges_are_not_read_again_and_changed_ones_are() {
     assert_ne!(digests(&altered), digests(&forced));
 
     // The snapshot made of reused and read ranges restores, digests proven.
-    let copy = TestDb::new(Engine::Postgres).await;
-    let restored = restore(repo.path(), &copy.target, |o| {
-        o.snapshot.clone_from(&third.snapshot);
-    })
-    .await;
-    assert!(restored.verified);
-    assert_eq!(restored.total_rows, 23_000);
+    assert_restores(repo.path(), Engine::Postgres, &third.snapshot, 23_000).await;
 
     // Segment digests a next backup would build on must add up to their table's digest.
     let path = repo
@@ -164,22 +186,19 @@ async fn mariadb_unchanged_tables_are_not_read_again_and_changed_ones_are() {
     next_second().await;
     let url = &db.target;
     let repo = tempfile::tempdir().unwrap();
-    let small = |o: &mut upkeep_backup::BackupOptions| o.plan.chunk_rows = 2000;
     let first = backup_with(url, repo.path(), small).await;
     assert_eq!((first.parent.as_deref(), first.ranges_unchanged), (None, 0));
     assert!(first.ranges_total >= 10, "{}", first.ranges_total);
 
     // Nothing changed: nothing is read, and the snapshot is the same.
-    let second = backup_with(url, repo.path(), small).await;
-    assert_eq!(second.parent.as_deref(), Some(first.snapshot.as_str()));
-    assert_eq!(second.ranges_unchanged, second.ranges_total);
-    assert_eq!((second.bytes_read, second.rows_unchanged), (0, 23_000));
-    assert_eq!(digests(&second), digests(&first));
+    assert_eq!(first.total_rows, 23_000);
+    let second = assert_nothing_read(url, repo.path(), &first).await;
 
     // TRUNCATE gives the table a new id, whatever its stamp; t is untouched.
     db.execute("TRUNCATE other").await;
     next_second().await;
     let truncated = backup_with(url, repo.path(), small).await;
+    assert_eq!(truncated.parent.as_deref(), Some(second.snapshot.as_str()));
     assert_eq!(truncated.total_rows, 20_000);
     assert_eq!(truncated.rows_unchanged, 20_000);
     db.execute("INSERT INTO other SELECT CONCAT('k', seq), seq FROM seq_1_to_3000")
@@ -232,15 +251,7 @@ async fn mariadb_unchanged_tables_are_not_read_again_and_changed_ones_are() {
     b.close().await;
     let fourth = backup_with(url, repo.path(), small).await;
     assert_eq!(fourth.parent.as_deref(), Some(third.snapshot.as_str()));
-    let forced = backup_with(url, repo.path(), |o| {
-        small(o);
-        o.force = true;
-    })
-    .await;
-    assert_eq!(
-        (forced.parent.as_deref(), forced.ranges_unchanged),
-        (None, 0)
-    );
+    let forced = forced_backup(url, repo.path()).await;
     assert_eq!(digests(&fourth), digests(&forced), "B's change is in");
     assert_ne!(digests(&third), digests(&forced));
     // t was read again; other, untouched, was not.
@@ -271,13 +282,7 @@ async fn mariadb_unchanged_tables_are_not_read_again_and_changed_ones_are() {
     assert_eq!(digests(&again), digests(&forced));
 
     // The snapshot made of reused and read ranges restores, digests proven.
-    let copy = TestDb::new(Engine::Mysql).await;
-    let restored = restore(repo.path(), &copy.target, |o| {
-        o.snapshot.clone_from(&fourth.snapshot);
-    })
-    .await;
-    assert!(restored.verified);
-    assert_eq!(restored.total_rows, 23_000);
+    assert_restores(repo.path(), Engine::Mysql, &fourth.snapshot, 23_000).await;
 }
 
 #[tokio::test]

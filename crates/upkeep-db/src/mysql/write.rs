@@ -32,94 +32,135 @@ pub(crate) async fn write_batch(
     batch: &Batch,
 ) -> Result<u64, DbError> {
     let context = format!("writing table {}", table.name);
-    let written: Vec<(usize, LogicalType)> = table
-        .columns
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| c.generated.is_none())
-        .map(|(i, c)| (i, c.logical))
-        .collect();
-    let per_statement = (MAX_PLACEHOLDERS / written.len().max(1))
+    let columns = table.written_columns().count();
+    let per_statement = (MAX_PLACEHOLDERS / columns.max(1))
         .min(PREPARED_ROWS)
         .min(batch.len());
-    if written.is_empty() || per_statement == 0 {
+    if columns == 0 || per_statement == 0 {
         return write_batch_text(conn, target, table, batch.rows()).await;
     }
     let cols = table.written_columns().map(|c| c.name.as_str());
-    let one_row = format!("({})", vec!["?"; written.len()].join(","));
+    let one_row = format!("({})", vec!["?"; columns].join(","));
     let sql = format!(
         "INSERT INTO {} ({}) VALUES {}",
         quote::table(Engine::Mysql, &table.name),
         quote::ident_list(Engine::Mysql, cols),
         vec![one_row.as_str(); per_statement].join(",")
     );
+    let bad = |m: String| DbError::query(target.display(), context.clone(), m);
     let full = batch.len() / per_statement * per_statement;
     let mut rows = batch.rows();
-    let mut done = 0usize;
-    while done < full {
+    for _ in 0..full / per_statement {
         let mut query = sqlx::query(&sql);
         for row in rows.by_ref().take(per_statement) {
-            let values: Vec<Option<&[u8]>> = values(row)
-                .collect::<Result<_, _>>()
-                .map_err(|e| DbError::query(target.display(), context.clone(), e.to_string()))?;
-            for &(i, logical) in &written {
-                let value = values.get(i).copied().ok_or_else(|| {
-                    DbError::query(target.display(), context.clone(), "a row lacks a value")
-                })?;
-                query = bind(query, logical, value).map_err(|m| {
-                    DbError::query(
-                        target.display(),
-                        context.clone(),
-                        format!("column {:?}: {m}", table.columns[i].name),
-                    )
-                })?;
+            let mut bound = 0;
+            for (i, value) in values(row).enumerate() {
+                let value = value.map_err(|e| bad(e.to_string()))?;
+                let Some(column) = table.columns.get(i).filter(|c| c.generated.is_none()) else {
+                    continue;
+                };
+                let value = MyValue::of(column.logical, value)
+                    .map_err(|m| bad(format!("column {:?}: {m}", column.name)))?;
+                query = value.bind(query);
+                bound += 1;
+            }
+            if bound != columns {
+                return Err(bad(format!("a row has {bound} of {columns} values")));
             }
         }
         query
             .execute(&mut *conn)
             .await
             .map_err(err(target, &context))?;
-        done += per_statement;
     }
     Ok(full as u64 + write_batch_text(conn, target, table, rows).await?)
 }
 
 type Query<'q> = sqlx::query::Query<'q, sqlx::MySql, sqlx::mysql::MySqlArguments>;
 
-/// Binds one canonical value as what `write_literal` would write.
-fn bind<'q>(
-    query: Query<'q>,
-    logical: LogicalType,
-    value: Option<&'q [u8]>,
-) -> Result<Query<'q>, String> {
-    use LogicalType as L;
-    let Some(v) = value else {
-        return Ok(query.bind(None::<&str>));
-    };
-    let Ok(t) = std::str::from_utf8(v) else {
-        return Ok(query.bind(v));
-    };
-    Ok(match logical {
-        L::Bool => query.bind(i8::from(t == "true")),
-        L::Int => match t.parse::<i64>() {
-            Ok(n) => query.bind(n),
-            Err(_) => query.bind(t),
-        },
-        L::Float32 | L::Float64 => {
-            if matches!(t, "NaN" | "Infinity" | "-Infinity") {
-                return Err(format!("MySQL cannot store the float {t}"));
+/// A canonical value as MySQL takes it, written as a literal or bound as a parameter.
+#[derive(Debug, PartialEq)]
+enum MyValue<'a> {
+    Null,
+    /// Digits (and a sign or point): a literal as it is, an integer parameter when it fits.
+    Number(&'a str),
+    Float(f64),
+    Text(std::borrow::Cow<'a, str>),
+    Bytes(&'a [u8]),
+}
+
+impl<'a> MyValue<'a> {
+    fn of(logical: LogicalType, value: Option<&'a [u8]>) -> Result<Self, String> {
+        use LogicalType as L;
+        let Some(v) = value else {
+            return Ok(Self::Null);
+        };
+        let Ok(t) = std::str::from_utf8(v) else {
+            return Ok(Self::Bytes(v));
+        };
+        Ok(match logical {
+            L::Bool => Self::Number(if t == "true" { "1" } else { "0" }),
+            L::Int | L::Decimal
+                if t.bytes()
+                    .all(|c| c.is_ascii_digit() || c == b'-' || c == b'.') =>
+            {
+                Self::Number(t)
             }
-            let value = match logical {
-                L::Float32 => t.parse::<f32>().map(f64::from),
-                _ => t.parse::<f64>(),
-            };
-            query.bind(value.map_err(|_| format!("{t:?} is not a float"))?)
+            L::Float32 | L::Float64 => {
+                if matches!(t, "NaN" | "Infinity" | "-Infinity") {
+                    return Err(format!("MySQL cannot store the float {t}"));
+                }
+                // A 4-byte float goes as its exact value: MariaDB refuses 3.4028235e38 as out
+                // of FLOAT's range.
+                let value = match logical {
+                    L::Float32 => t.parse::<f32>().map(f64::from),
+                    _ => t.parse::<f64>(),
+                };
+                Self::Float(value.map_err(|_| format!("{t:?} is not a float"))?)
+            }
+            L::Timestamp => Self::Text(t.replacen('T', " ", 1).into()),
+            L::TimestampTz => Self::Text(
+                t.strip_suffix('Z')
+                    .unwrap_or(t)
+                    .replacen('T', " ", 1)
+                    .into(),
+            ),
+            L::Bytes => Self::Bytes(v),
+            _ => Self::Text(t.into()),
+        })
+    }
+
+    fn bind(self, query: Query<'a>) -> Query<'a> {
+        match self {
+            Self::Null => query.bind(None::<&str>),
+            Self::Number(t) => match t.parse::<i64>() {
+                Ok(n) => query.bind(n),
+                Err(_) => query.bind(t),
+            },
+            Self::Float(f) => query.bind(f),
+            Self::Text(std::borrow::Cow::Borrowed(t)) => query.bind(t),
+            Self::Text(std::borrow::Cow::Owned(t)) => query.bind(t),
+            Self::Bytes(v) => query.bind(v),
         }
-        L::Timestamp => query.bind(t.replacen('T', " ", 1)),
-        L::TimestampTz => query.bind(t.strip_suffix('Z').unwrap_or(t).replacen('T', " ", 1)),
-        L::Bytes => query.bind(v),
-        _ => query.bind(t),
-    })
+    }
+
+    fn write_literal(&self, sql: &mut String) {
+        match self {
+            Self::Null => sql.push_str("NULL"),
+            Self::Number(t) => sql.push_str(t),
+            // In exponent form: a plain literal with a point is an exact DECIMAL to MySQL,
+            // which overflows at 65 digits (1.7976931348623157e308, 5e-324).
+            Self::Float(f) => {
+                let _ = write!(sql, "{f:e}");
+            }
+            Self::Text(t) => sql.push_str(&quote::literal(Engine::Mysql, t)),
+            Self::Bytes(v) => {
+                sql.push_str("X'");
+                sql.push_str(&hex::encode_upper(v));
+                sql.push('\'');
+            }
+        }
+    }
 }
 
 /// Loads rows with multi-row INSERT statements in text, cut at about [`STATEMENT_BYTES`].
@@ -185,52 +226,7 @@ fn write_literal(
     value: Option<&[u8]>,
     sql: &mut String,
 ) -> Result<(), String> {
-    use LogicalType as L;
-    let Some(v) = value else {
-        sql.push_str("NULL");
-        return Ok(());
-    };
-    let text = std::str::from_utf8(v);
-    match (logical, text) {
-        (L::Bool, Ok(t)) => sql.push_str(if t == "true" { "1" } else { "0" }),
-        (L::Int | L::Decimal, Ok(t))
-            if t.bytes()
-                .all(|c| c.is_ascii_digit() || c == b'-' || c == b'.') =>
-        {
-            sql.push_str(t);
-        }
-        (L::Float32 | L::Float64, Ok(t)) => {
-            if matches!(t, "NaN" | "Infinity" | "-Infinity") {
-                return Err(format!("MySQL cannot store the float {t}"));
-            }
-            // In exponent form: a plain literal with a point is an exact DECIMAL to MySQL, which
-            // overflows at 65 digits (1.7976931348623157e308, 5e-324). A 4-byte float goes as
-            // its exact value: MariaDB refuses 3.4028235e38 as out of FLOAT's range.
-            let value = match logical {
-                L::Float32 => t.parse::<f32>().map(f64::from),
-                _ => t.parse::<f64>(),
-            };
-            match value {
-                Ok(f) => {
-                    let _ = write!(sql, "{f:e}");
-                }
-                Err(_) => return Err(format!("{t:?} is not a float")),
-            }
-        }
-        (L::Timestamp, Ok(t)) => {
-            sql.push_str(&quote::literal(Engine::Mysql, &t.replacen('T', " ", 1)))
-        }
-        (L::TimestampTz, Ok(t)) => {
-            let t = t.strip_suffix('Z').unwrap_or(t).replacen('T', " ", 1);
-            sql.push_str(&quote::literal(Engine::Mysql, &t));
-        }
-        (L::Bytes, _) | (_, Err(_)) => {
-            sql.push_str("X'");
-            sql.push_str(&hex::encode_upper(v));
-            sql.push('\'');
-        }
-        (_, Ok(t)) => sql.push_str(&quote::literal(Engine::Mysql, t)),
-    }
+    MyValue::of(logical, value)?.write_literal(sql);
     Ok(())
 }
 
@@ -256,5 +252,18 @@ mod tests {
             "'1; DROP'"
         );
         assert!(lit(LogicalType::Float64, Some(b"NaN")).is_err());
+        // What a prepared INSERT binds is what the literal says.
+        assert_eq!(
+            MyValue::of(LogicalType::Int, Some(b"-5")),
+            Ok(MyValue::Number("-5"))
+        );
+        assert_eq!(
+            MyValue::of(LogicalType::Float32, Some(b"0.1")),
+            Ok(MyValue::Float(f64::from(0.1f32)))
+        );
+        assert_eq!(
+            MyValue::of(LogicalType::Text, Some(&[0xff])),
+            Ok(MyValue::Bytes(&[0xff]))
+        );
     }
 }
