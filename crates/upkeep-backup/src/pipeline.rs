@@ -86,7 +86,7 @@ impl PostData {
                         .get(table)
                         .is_some_and(|&i| tables[i].kind == TableKind::Table);
                     if plain && !stmt.trim_end().ends_with("NOT VALID") {
-                        let validate = format!("ALTER TABLE {table} VALIDATE CONSTRAINT {name}");
+                        let validate = pg_post::validate_foreign_key(table, name);
                         out.foreign_keys
                             .push((format!("{} NOT VALID", stmt.trim_end()), Some(validate)));
                     } else {
@@ -286,6 +286,7 @@ struct Shared {
     /// The target's tables with the source's column order and logical types.
     tables: Vec<Table>,
     target: Target,
+    maintenance_work_mem_mb: u64,
     /// Each table is loaded whole, frozen (see `Database::write_stream_frozen`).
     frozen: bool,
     cancel: CancellationToken,
@@ -306,6 +307,7 @@ pub(crate) async fn run(
     repo: Arc<Repository>,
     target: &Target,
     jobs: usize,
+    maintenance_work_mem_mb: u64,
     pages: bool,
     frozen: bool,
     entries: Vec<TableEntry>,
@@ -351,6 +353,7 @@ pub(crate) async fn run(
         entries,
         tables,
         target: target.clone(),
+        maintenance_work_mem_mb,
         frozen,
         cancel,
         started: std::time::Instant::now(),
@@ -380,15 +383,29 @@ pub(crate) async fn run(
     Ok(state.tables.iter().map(|t| t.digest).collect())
 }
 
-/// Sort and hash memory for index builds and foreign key checks (which use
-/// maintenance_work_mem): raised to this for the restore's sessions, never lowered.
-const MAINTENANCE_WORK_MEM: &str = "SELECT set_config('maintenance_work_mem', '256MB', false) \
-     WHERE pg_size_bytes(current_setting('maintenance_work_mem')) < 256 * 1024 * 1024";
+/// The restore's PostgreSQL sessions: sorts and hashes of index builds and foreign key
+/// checks (which use maintenance_work_mem) fit in memory, raised to `mib` and never lowered;
+/// no parallel workers or JIT, since the restore already keeps `jobs` sessions busy: a
+/// parallel index build spills every worker's sort to temporary files and merges them, and
+/// took twice the CPU of a serial one on the benchmark's 5 M-row key (2.4 against 1.2 CPU-s;
+/// the serial in-memory sort needed 431 MB).
+fn pg_session(mib: u64) -> String {
+    format!(
+        "SELECT set_config('max_parallel_maintenance_workers', '0', false), \
+         set_config('max_parallel_workers_per_gather', '0', false), \
+         set_config('jit', 'off', false), \
+         (SELECT set_config('maintenance_work_mem', '{mib}MB', false) \
+          WHERE pg_size_bytes(current_setting('maintenance_work_mem')) < {mib}::bigint * 1048576)"
+    )
+}
 
 async fn worker(shared: &Shared) -> Result<(), BackupError> {
     let mut db = Database::connect(&shared.target, OpenMode::ReadWrite).await?;
     match db.engine() {
-        Engine::Postgres => db.execute_statement(MAINTENANCE_WORK_MEM).await?,
+        Engine::Postgres => {
+            db.execute_statement(&pg_session(shared.maintenance_work_mem_mb))
+                .await?
+        }
         // Keys are checked by the proof, not row by row; foreign keys point at rows that
         // may not be loaded yet.
         Engine::Mysql => {
@@ -438,7 +455,13 @@ impl Job {
             Self::Load { table, run } => {
                 format!("loaded {} chunks {run:?}", tables[*table].name)
             }
-            Self::Build { stmt, .. } | Self::Validate(stmt) => stmt.chars().take(80).collect(),
+            Self::Build { stmt, .. } => stmt.chars().take(80).collect(),
+            Self::Validate(stmt) => {
+                let alter = stmt
+                    .find("ALTER TABLE")
+                    .map_or(stmt.as_str(), |i| &stmt[i..]);
+                alter.chars().take(80).collect()
+            }
             Self::Plan { table } => format!("planned the read-back of {}", tables[*table].name),
             Self::Digest { table, range } => {
                 format!("read back {} {range:?}", tables[*table].name)

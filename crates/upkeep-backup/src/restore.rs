@@ -33,6 +33,9 @@ pub struct RestoreOptions {
     pub mode: SchemaMode,
     /// Drop the snapshot's tables in the target first.
     pub clean: bool,
+    /// PostgreSQL: each job's memory for index builds and foreign key checks
+    /// (`maintenance_work_mem`), in MiB; a server set higher keeps its own.
+    pub maintenance_work_mem_mb: u64,
 }
 
 impl RestoreOptions {
@@ -46,6 +49,7 @@ impl RestoreOptions {
             jobs: 2,
             mode: SchemaMode::SchemaAndData,
             clean: false,
+            maintenance_work_mem_mb: 1024,
         }
     }
 }
@@ -155,6 +159,7 @@ pub async fn restore(
             repo.clone(),
             target,
             options.jobs,
+            options.maintenance_work_mem_mb,
             pages,
             frozen,
             entries.clone(),

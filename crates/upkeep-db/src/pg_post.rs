@@ -60,6 +60,44 @@ pub fn key_as_index(stmt: &str) -> Option<Vec<String>> {
     ])
 }
 
+/// The validation of foreign key `name` on `table` (both as the DDL spells them), added
+/// `NOT VALID` before, as one transaction that first runs [`merge_hint`].
+pub fn validate_foreign_key(table: &str, name: &str) -> String {
+    format!(
+        "BEGIN; {}; ALTER TABLE {table} VALIDATE CONSTRAINT {name}; COMMIT",
+        merge_hint(table, name)
+    )
+}
+
+/// Turns hash joins off for the rest of the transaction when a plain btree index of `table`
+/// leads with the columns of its foreign key `name` and one of the referenced table with the
+/// referenced columns (a key on indexed columns to a primary key, usually). The validation
+/// then merges the two indexes instead of hashing the referenced table: the planner prices
+/// the hash join lower, but the index-only merge builds no hash table and reads no heap page
+/// of a table loaded frozen (all-visible). The benchmark's 5 M-row key to 1.25 M orders:
+/// 0.7 s merged, 1.4 s hashed.
+pub fn merge_hint(table: &str, name: &str) -> String {
+    let leads = |rel: &str, cols: &str| {
+        format!(
+            "EXISTS (SELECT 1 FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid \
+             JOIN pg_am am ON am.oid = ic.relam WHERE i.indrelid = c.{rel} \
+             AND am.amname = 'btree' AND i.indpred IS NULL \
+             AND (i.indkey::int2[])[0:cardinality(c.{cols}) - 1] = c.{cols})"
+        )
+    };
+    let literal = |s: &str| crate::quote::literal(upkeep_core::Engine::Postgres, s);
+    format!(
+        "SELECT set_config('enable_hashjoin', 'off', true) FROM pg_constraint c \
+         WHERE c.conrelid = {}::regclass AND c.contype = 'f' \
+         AND {} IN (quote_ident(c.conname), '\"' || replace(c.conname, '\"', '\"\"') || '\"') \
+         AND {} AND {}",
+        literal(table),
+        literal(name),
+        leads("conrelid", "conkey"),
+        leads("confrelid", "confkey"),
+    )
+}
+
 /// The table of `ALTER TABLE t ADD CONSTRAINT …` or `CREATE [UNIQUE] INDEX n ON [ONLY] t USING …`.
 fn build_table(stmt: &str) -> Option<&str> {
     if let Some(rest) = stmt.strip_prefix("ALTER TABLE ") {

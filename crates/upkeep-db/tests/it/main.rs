@@ -2,3 +2,4 @@
 
 mod introspect;
 mod lost;
+mod post;

@@ -294,6 +294,10 @@ pub struct RestoreArgs {
     /// Drop (or with --data-only, empty) the snapshot's tables in the target first.
     #[arg(long)]
     pub clean: bool,
+    /// PostgreSQL: each job's memory for index builds and foreign key checks
+    /// (maintenance_work_mem); a server set higher keeps its own. Lower it on a small server.
+    #[arg(long, value_name = "MB", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=1_048_576))]
+    pub maintenance_work_mem: u64,
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -307,6 +311,7 @@ pub async fn restore(args: RestoreArgs, ctx: &Context) -> Result<u8, Failure> {
     options.exclude = args.exclude;
     options.jobs = usize::from(args.jobs);
     options.clean = args.clean;
+    options.maintenance_work_mem_mb = args.maintenance_work_mem;
     options.mode = if args.schema_only {
         SchemaMode::SchemaOnly
     } else if args.data_only {
