@@ -163,6 +163,12 @@ CREATE TABLE readings (id int NOT NULL, at date NOT NULL, v real, PRIMARY KEY (i
 CREATE TABLE readings_2025 PARTITION OF readings FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
 CREATE TABLE readings_2026 PARTITION OF readings FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
 INSERT INTO readings SELECT g, date '2025-06-01' + (g % 400), g / 7.0 FROM generate_series(1, 3000) g;
+CREATE SCHEMA ext;
+CREATE EXTENSION citext WITH SCHEMA ext;
+CREATE EXTENSION pg_trgm;
+CREATE TABLE tags (id int PRIMARY KEY, name ext.citext NOT NULL UNIQUE);
+CREATE INDEX tags_trgm ON tags USING gin ((name::text) gin_trgm_ops);
+INSERT INTO tags VALUES (1, 'Rust'), (2, 'rust-lang'), (3, 'PostgreSQL');
 ";
 
 async fn roundtrip(engine: Engine, extras: &str) {

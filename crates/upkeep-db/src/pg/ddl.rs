@@ -47,7 +47,10 @@ pub(crate) async fn native_ddl(
 ) -> Result<NativeDdl, DbError> {
     let e = || err(target, "reading the schema's DDL");
     let mut ddl = NativeDdl::new(Engine::Postgres);
-    let q = |sql: &str| sql.replace("{USER_NS}", USER_NS);
+    let q = |sql: &str| {
+        sql.replace("{USER_NS}", USER_NS)
+            .replace("{NOT_EXT_TYPE}", &NOT_EXTENSION.replace("{oid}", "t.oid"))
+    };
 
     // Schemas.
     for row in sqlx::query(&q("SELECT n.nspname::text FROM pg_namespace n WHERE {USER_NS} AND n.nspname <> 'public' ORDER BY 1"))
@@ -57,6 +60,23 @@ pub(crate) async fn native_ddl(
     {
         ddl.pre_data.push(format!("CREATE SCHEMA IF NOT EXISTS {}", quote::ident(Engine::Postgres, &s(&row, 0))));
     }
+    // Extensions, before the types, tables and indexes that use them; what they create is
+    // theirs and left out below. The target installs its own default version.
+    for row in sqlx::query(
+        "SELECT e.extname::text, n.nspname::text FROM pg_extension e \
+                            JOIN pg_namespace n ON n.oid = e.extnamespace \
+                            WHERE e.extname <> 'plpgsql' ORDER BY e.oid",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(e())?
+    {
+        ddl.pre_data.push(format!(
+            "CREATE EXTENSION IF NOT EXISTS {} WITH SCHEMA {}",
+            quote::ident(Engine::Postgres, &s(&row, 0)),
+            quote::ident(Engine::Postgres, &s(&row, 1))
+        ));
+    }
     ddl.pre_data
         .push("SET check_function_bodies = false".into());
 
@@ -64,7 +84,7 @@ pub(crate) async fn native_ddl(
     let enums = q("SELECT n.nspname::text, t.typname::text, \
                    array_agg(quote_literal(e.enumlabel) ORDER BY e.enumsortorder)::text[] \
                    FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace JOIN pg_enum e ON e.enumtypid = t.oid \
-                   WHERE {USER_NS} GROUP BY 1, 2, t.oid ORDER BY t.oid");
+                   WHERE {USER_NS} AND {NOT_EXT_TYPE} GROUP BY 1, 2, t.oid ORDER BY t.oid");
     for row in sqlx::query(&enums)
         .fetch_all(&mut *conn)
         .await
@@ -81,7 +101,7 @@ pub(crate) async fn native_ddl(
                      (SELECT string_agg('CONSTRAINT ' || quote_ident(c.conname) || ' ' || pg_get_constraintdef(c.oid), ' ' ORDER BY c.conname) \
                       FROM pg_constraint c WHERE c.contypid = t.oid) \
                      FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace \
-                     WHERE t.typtype = 'd' AND {USER_NS} ORDER BY t.oid");
+                     WHERE t.typtype = 'd' AND {USER_NS} AND {NOT_EXT_TYPE} ORDER BY t.oid");
     for row in sqlx::query(&domains)
         .fetch_all(&mut *conn)
         .await
@@ -108,7 +128,7 @@ pub(crate) async fn native_ddl(
     let seqs = q("SELECT n.nspname::text, c.relname::text, format_type(s.seqtypid, NULL), s.seqincrement, s.seqmin, s.seqmax, \
                   s.seqstart, s.seqcache, s.seqcycle, c.oid::int8 \
                   FROM pg_sequence s JOIN pg_class c ON c.oid = s.seqrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
-                  WHERE {USER_NS} AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype = 'i') ORDER BY c.oid");
+                  WHERE {USER_NS} AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype IN ('i', 'e')) ORDER BY c.oid");
     let mut seq_names = Vec::new();
     for row in sqlx::query(&seqs)
         .fetch_all(&mut *conn)
