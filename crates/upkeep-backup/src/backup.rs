@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
-use upkeep_core::{row_hash, Batch, Digest, Engine, Progress, TableFilter};
+use upkeep_core::{canonicalize_json, row_hash, Batch, Digest, Engine, Progress, TableFilter};
 use upkeep_db::{BatchSink, PlanOptions, ScanError, ScanOptions, ScanTask, Snapshot, Target};
 
 use crate::chunker::{RawChunk, RowChunker};
@@ -125,6 +125,11 @@ struct ChunkSink {
     done: Vec<((usize, usize), TaskState)>,
     stats: Stats,
     parents: Arc<ParentSegments>,
+    /// Per table, the positions of its `json` columns, stored as the server prints them and
+    /// canonicalized for the digest.
+    json: Arc<Vec<Vec<usize>>>,
+    /// A row in digest form.
+    scratch: Vec<u8>,
 }
 
 /// The open state of `task`'s chunk (a free function so that the sink's other fields stay
@@ -170,8 +175,18 @@ impl BatchSink for ChunkSink {
     fn batch(&mut self, task: &ScanTask, batch: Batch) -> Result<(), BackupError> {
         self.stats.bytes_read += u64::try_from(batch.byte_len()).unwrap_or(u64::MAX);
         let state = open_state(&mut self.open, self.sizes, task);
+        let json = &self.json[task.table];
         for row in batch.rows() {
-            let hash = row_hash(row);
+            let hash = if json.is_empty() {
+                row_hash(row)
+            } else {
+                canonicalize_json(row, json, &mut self.scratch).map_err(|e| {
+                    BackupError::Corrupt {
+                        what: format!("a row read at byte {} is malformed", e.offset),
+                    }
+                })?;
+                row_hash(&self.scratch)
+            };
             state.digest.add_hash(&hash);
             if let Some(chunk) = state.chunker.push(row, &hash) {
                 store(&self.repo, self.level, &mut self.stats, state, chunk)?;
@@ -448,6 +463,33 @@ async fn run(
         c.zstd_level,
         (c.chunk_min_bytes, c.chunk_target_bytes, c.chunk_max_bytes),
     );
+    // JSON is stored as the server prints it (`jsonb` keeps `1.0`, `json` its spacing and key
+    // order), so that a restore writes back the same text; the digest canonicalizes it.
+    // SQLite's JSON values are stored canonical: its reader's typed values (REAL, INTEGER)
+    // have no text of the server's own.
+    let raw_json = target.engine() != Engine::Sqlite;
+    let json: Arc<Vec<Vec<usize>>> = Arc::new(
+        tables
+            .iter()
+            .map(|t| {
+                if raw_json {
+                    t.json_columns()
+                } else {
+                    Vec::new()
+                }
+            })
+            .collect(),
+    );
+    let read_tables: Vec<upkeep_core::Table> = tables
+        .iter()
+        .map(|t| {
+            if raw_json {
+                t.with_json_as_text()
+            } else {
+                t.clone()
+            }
+        })
+        .collect();
     let sinks: Vec<ChunkSink> = (0..snapshot.workers())
         .map(|_| ChunkSink {
             repo: repo.clone(),
@@ -457,6 +499,8 @@ async fn run(
             done: Vec::new(),
             stats: Stats::default(),
             parents: parents.clone(),
+            json: json.clone(),
+            scratch: Vec::new(),
         })
         .collect();
     let scan_options = ScanOptions {
@@ -464,10 +508,9 @@ async fn run(
         fingerprints: identity.is_some(),
         ..ScanOptions::default()
     };
-    let tables = Arc::new(tables);
     let sinks = upkeep_db::scan(
         snapshot,
-        tables.clone(),
+        Arc::new(read_tables),
         tasks,
         sinks,
         scan_options,

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
-use upkeep_core::{Batch, Digest, Engine};
+use upkeep_core::{canonicalize_json, Batch, Digest, Engine};
 use upkeep_db::Target;
 
 use crate::manifest::Manifest;
@@ -118,11 +118,15 @@ pub async fn verify(
 
 /// What was learnt of each chunk, so that a chunk shared by many snapshots (the usual case)
 /// is looked up or read once.
+/// A chunk read as rows of a table with this many columns and these `json` columns.
+type ChunkRead = (String, usize, Vec<usize>);
+
 #[derive(Default)]
 struct ChunkChecks {
     present: HashMap<String, bool>,
-    /// (chunk, columns) → the digest and row count of its rows, or what is wrong with it.
-    read: HashMap<(String, usize), Result<(Digest, usize), String>>,
+    /// (chunk, columns, json columns) → the digest and row count of its rows, or what is
+    /// wrong with it.
+    read: HashMap<ChunkRead, Result<(Digest, usize), String>>,
 }
 
 impl ChunkChecks {
@@ -139,7 +143,13 @@ fn check_snapshot(
     problems: &mut Vec<String>,
 ) -> Result<(), BackupError> {
     for t in &m.tables {
-        let columns = m.schema.table(&t.name).map_or(0, |s| s.columns.len());
+        let model = m.schema.table(&t.name);
+        let columns = model.map_or(0, |s| s.columns.len());
+        // Stored JSON is the server's text; the digest hashes its canonical form (canonical
+        // JSON, as older snapshots and SQLite's store it, is its own).
+        let json = model
+            .map(upkeep_core::Table::json_columns)
+            .unwrap_or_default();
         let mut digest = Digest::default();
         let mut complete = true;
         for c in &t.chunks {
@@ -158,7 +168,7 @@ fn check_snapshot(
                 }
                 continue;
             }
-            let key = (c.id.clone(), columns);
+            let key = (c.id.clone(), columns, json.clone());
             let read = match checks.read.get(&key) {
                 Some(r) => r.clone(),
                 None => {
@@ -166,8 +176,26 @@ fn check_snapshot(
                         Ok(content) => match Batch::from_encoded(content, columns) {
                             Ok(batch) => {
                                 let mut d = Digest::default();
-                                batch.rows().for_each(|r| d.add_row(r));
-                                Ok((d, batch.len()))
+                                let mut canonical = Vec::new();
+                                let mut malformed = None;
+                                for r in batch.rows() {
+                                    if json.is_empty() {
+                                        d.add_row(r);
+                                    } else if let Err(e) =
+                                        canonicalize_json(r, &json, &mut canonical)
+                                    {
+                                        malformed = Some(e);
+                                        break;
+                                    } else {
+                                        d.add_row(&canonical);
+                                    }
+                                }
+                                match malformed {
+                                    None => Ok((d, batch.len())),
+                                    Some(e) => {
+                                        Err(format!("chunk {} has malformed rows: {e}", c.id))
+                                    }
+                                }
                             }
                             Err(e) => Err(format!("chunk {} has malformed rows: {e}", c.id)),
                         },

@@ -4,6 +4,7 @@
 //! `0x00` (NULL) or `0x01`, a 4-byte little-endian length and the canonical text. One
 //! representation serves every stage: the digest hashes a row's bytes as they are, backups
 //! store them, and writers turn each value's canonical text into the target engine's input.
+//! (Backups store server JSON as printed and hash it through [`canonicalize_json`].)
 
 /// Default upper bounds of a batch. A single value larger than the byte bound still makes a
 /// batch of one row: memory is bounded by the largest row, not by the table.
@@ -112,6 +113,35 @@ pub fn values(row: &[u8]) -> impl Iterator<Item = Result<ValueRef<'_>, Malformed
     })
 }
 
+/// The digest form of a row whose values at the `json` positions are JSON texts as the server
+/// printed them (as backups store them, so that a restore writes them back unchanged): those
+/// values in canonical JSON, or by the spec's `other` rule the text itself where it does not
+/// parse, and every other value as it is. `out` is cleared first.
+pub fn canonicalize_json(
+    row: &[u8],
+    json: &[usize],
+    out: &mut Vec<u8>,
+) -> Result<(), MalformedRow> {
+    out.clear();
+    for (i, value) in values(row).enumerate() {
+        let Some(bytes) = value? else {
+            out.push(0);
+            continue;
+        };
+        out.push(1);
+        let len_at = out.len();
+        out.extend_from_slice(&[0; 4]);
+        let start = out.len();
+        if !json.contains(&i) || crate::canonical::write_json_text(bytes, out).is_err() {
+            out.truncate(start);
+            out.extend_from_slice(bytes);
+        }
+        let len = u32::try_from(out.len() - start).map_err(|_| MalformedRow { offset: 0 })?;
+        out[len_at..start].copy_from_slice(&len.to_le_bytes());
+    }
+    Ok(())
+}
+
 /// Builds batches value by value, writing canonical text straight into the batch buffer.
 #[derive(Debug)]
 pub struct BatchBuilder {
@@ -211,6 +241,44 @@ pub struct ValueMark(usize);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn row(values: &[Option<&str>]) -> Vec<u8> {
+        let mut b = BatchBuilder::default();
+        for v in values {
+            match v {
+                Some(v) => b.push_value(v.as_bytes()),
+                None => b.push_null(),
+            }
+        }
+        b.end_row();
+        b.take().row(0).to_vec()
+    }
+
+    #[test]
+    fn stored_json_is_canonical_in_digest_form() {
+        let stored = row(&[
+            None,
+            Some(r#"{"b": 1}"#),
+            Some(r#"{"b": 1, "a": [1.0, 2e0], "b": 3}"#),
+            Some("not json"),
+            None,
+        ]);
+        let mut out = Vec::new();
+        canonicalize_json(&stored, &[2, 3, 4], &mut out).unwrap();
+        let expected = row(&[
+            None,
+            Some(r#"{"b": 1}"#),
+            Some(r#"{"a":[1,2],"b":3}"#),
+            Some("not json"),
+            None,
+        ]);
+        assert_eq!(out, expected);
+        // Canonical JSON is its own digest form.
+        let mut again = Vec::new();
+        canonicalize_json(&out, &[2, 3, 4], &mut again).unwrap();
+        assert_eq!(again, expected);
+        assert!(canonicalize_json(&stored[..stored.len() - 3], &[2], &mut out).is_err());
+    }
 
     #[test]
     fn builder_round_trips_through_from_encoded() {

@@ -116,6 +116,28 @@ pub struct Table {
 }
 
 impl Table {
+    /// Positions of the columns read as `json`.
+    pub fn json_columns(&self) -> Vec<usize> {
+        self.columns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.logical == LogicalType::Json)
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    /// This table with its `json` columns read as text: the JSON as the server prints it, as
+    /// backups store it (see [`crate::canonicalize_json`]).
+    pub fn with_json_as_text(&self) -> Table {
+        let mut t = self.clone();
+        for c in &mut t.columns {
+            if c.logical == LogicalType::Json {
+                c.logical = LogicalType::Text;
+            }
+        }
+        t
+    }
+
     /// The columns a writer gives values for: all but the generated ones, which the engine
     /// computes.
     pub fn written_columns(&self) -> impl Iterator<Item = &Column> + '_ {

@@ -3,11 +3,11 @@
 
 use std::path::{Path, PathBuf};
 
-use upkeep_backup::{BackupError, VerifyOptions};
+use upkeep_backup::BackupError;
 use upkeep_core::Engine;
 use upkeep_test_support::TestDb;
 
-use crate::backup;
+use crate::{backup, verify};
 
 fn chunk_files(repo: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
@@ -18,21 +18,6 @@ fn chunk_files(repo: &Path) -> Vec<PathBuf> {
     }
     out.sort();
     out
-}
-
-async fn verify(repo: &Path, read_data: bool) -> upkeep_backup::VerifyReport {
-    upkeep_backup::verify(
-        VerifyOptions {
-            repo: repo.to_owned(),
-            snapshots: vec![],
-            read_data,
-            against: None,
-            jobs: 1,
-        },
-        Default::default(),
-    )
-    .await
-    .unwrap()
 }
 
 async fn fresh_repo() -> (TestDb, tempfile::TempDir) {

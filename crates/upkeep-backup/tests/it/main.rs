@@ -42,3 +42,19 @@ pub(crate) async fn restore(
         .await
         .unwrap_or_else(|e| panic!("restore into {target} failed: {e}"))
 }
+
+/// `upkeep verify` of every snapshot in `repo`.
+async fn verify(repo: &Path, read_data: bool) -> upkeep_backup::VerifyReport {
+    upkeep_backup::verify(
+        upkeep_backup::VerifyOptions {
+            repo: repo.to_owned(),
+            snapshots: vec![],
+            read_data,
+            against: None,
+            jobs: 1,
+        },
+        Default::default(),
+    )
+    .await
+    .unwrap()
+}
