@@ -50,30 +50,76 @@ pub(crate) async fn write_batch(
     let bad = |m: String| DbError::query(target.display(), context.clone(), m);
     let full = batch.len() / per_statement * per_statement;
     let mut rows = batch.rows();
+    let mut statement_rows: Vec<&[u8]> = Vec::with_capacity(per_statement);
     for _ in 0..full / per_statement {
-        let mut query = sqlx::query(&sql);
-        for row in rows.by_ref().take(per_statement) {
-            let mut bound = 0;
-            for (i, value) in values(row).enumerate() {
-                let value = value.map_err(|e| bad(e.to_string()))?;
-                let Some(column) = table.columns.get(i).filter(|c| c.generated.is_none()) else {
-                    continue;
-                };
-                let value = MyValue::of(column.logical, value)
-                    .map_err(|m| bad(format!("column {:?}: {m}", column.name)))?;
-                query = value.bind(query);
-                bound += 1;
+        statement_rows.clear();
+        statement_rows.extend(rows.by_ref().take(per_statement));
+        let bind = || {
+            let mut query = sqlx::query(&sql);
+            for row in &statement_rows {
+                let mut bound = 0;
+                for (i, value) in values(row).enumerate() {
+                    let value = value.map_err(|e| bad(e.to_string()))?;
+                    let Some(column) = table.columns.get(i).filter(|c| c.generated.is_none())
+                    else {
+                        continue;
+                    };
+                    let value = MyValue::of(column.logical, value)
+                        .map_err(|m| bad(format!("column {:?}: {m}", column.name)))?;
+                    query = value.bind(query);
+                    bound += 1;
+                }
+                if bound != columns {
+                    return Err(bad(format!("a row has {bound} of {columns} values")));
+                }
             }
-            if bound != columns {
-                return Err(bad(format!("a row has {bound} of {columns} values")));
+            Ok(query)
+        };
+        let mut attempt = 0;
+        loop {
+            match bind()?.execute(&mut *conn).await {
+                Ok(_) => break,
+                Err(e) if is_deadlock(&e) && attempt < DEADLOCK_RETRIES => {
+                    attempt += 1;
+                    tracing::debug!(table = %table.name, attempt, "deadlock: the INSERT runs again");
+                    tokio::time::sleep(DEADLOCK_PAUSE * attempt).await;
+                }
+                Err(e) => return Err(err(target, &context)(e)),
             }
         }
-        query
-            .execute(&mut *conn)
-            .await
-            .map_err(err(target, &context))?;
     }
     Ok(full as u64 + write_batch_text(conn, target, table, rows).await?)
+}
+
+/// Two sessions loading one table with a unique key can deadlock on its index locks. InnoDB
+/// then rolls back one of them whole: for an autocommit INSERT (every statement here), that
+/// is the statement alone, which simply runs again, up to this many times.
+const DEADLOCK_RETRIES: u32 = 5;
+const DEADLOCK_PAUSE: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// ER_LOCK_DEADLOCK (1213), SQLSTATE 40001.
+fn is_deadlock(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.code().as_deref() == Some("40001"))
+}
+
+/// Runs an autocommit statement, again after a deadlock.
+async fn execute_retrying(
+    conn: &mut MySqlConnection,
+    table: &Table,
+    sql: &str,
+) -> Result<(), sqlx::Error> {
+    let mut attempt = 0;
+    loop {
+        match conn.execute(sql).await {
+            Ok(_) => return Ok(()),
+            Err(e) if is_deadlock(&e) && attempt < DEADLOCK_RETRIES => {
+                attempt += 1;
+                tracing::debug!(table = %table.name, attempt, "deadlock: the INSERT runs again");
+                tokio::time::sleep(DEADLOCK_PAUSE * attempt).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 type Query<'q> = sqlx::query::Query<'q, sqlx::MySql, sqlx::mysql::MySqlArguments>;
@@ -206,14 +252,14 @@ async fn write_batch_text<'a>(
         sql.push(')');
         written += 1;
         if sql.len() >= STATEMENT_BYTES {
-            conn.execute(sql.as_str())
+            execute_retrying(conn, table, &sql)
                 .await
                 .map_err(err(target, &context))?;
             sql.clear();
         }
     }
     if !sql.is_empty() {
-        conn.execute(sql.as_str())
+        execute_retrying(conn, table, &sql)
             .await
             .map_err(err(target, &context))?;
     }

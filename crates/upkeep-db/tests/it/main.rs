@@ -3,3 +3,4 @@
 mod introspect;
 mod lost;
 mod post;
+mod write;
