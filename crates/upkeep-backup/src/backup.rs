@@ -417,6 +417,7 @@ async fn run(
         .into_iter()
         .cloned()
         .collect();
+    let derived = derived_parents(&snapshot.schema().tables, &tables);
     let all = options.include.is_empty() && options.exclude.is_empty();
     let table_names: Vec<upkeep_core::TableName> = tables.iter().map(|t| t.name.clone()).collect();
     let native_ddl = snapshot.native_ddl(&table_names, all).await?;
@@ -447,6 +448,7 @@ async fn run(
         .await?;
     warnings.extend(planned.warnings);
     let mut tasks = planned.tasks;
+    tasks.retain(|t| derived[t.table].is_none());
     for task in &mut tasks {
         task.unchanged_if = parents
             .get(&(task.table, task.chunk))
@@ -456,7 +458,12 @@ async fn run(
     let parents = Arc::new(parents);
     progress.event(upkeep_core::ProgressEvent::Planned {
         tables: tables.len(),
-        estimated_rows: tables.iter().filter_map(|t| t.estimated_rows).sum(),
+        estimated_rows: tables
+            .iter()
+            .zip(&derived)
+            .filter(|(_, d)| d.is_none())
+            .filter_map(|(t, _)| t.estimated_rows)
+            .sum(),
     });
     let c = repo.config();
     let (level, sizes) = (
@@ -563,7 +570,24 @@ async fn run(
             bytes: chunks.iter().map(|c| c.bytes).sum(),
             chunks,
             segments,
+            partitions: Vec::new(),
         });
+    }
+    // Partitioned tables not read: their partitions' sums, deepest first.
+    let mut order: Vec<usize> = (0..tables.len())
+        .filter(|&i| derived[i].is_some())
+        .collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(partition_depth(&tables, i)));
+    for i in order {
+        let children = derived[i].as_deref().unwrap_or_default();
+        let mut digest = Digest::default();
+        for &c in children {
+            digest.merge(&entries[c].digest);
+        }
+        let e = &mut entries[i];
+        e.rows = digest.rows();
+        e.digest = digest;
+        e.partitions = children.iter().map(|&c| tables[c].name.clone()).collect();
     }
     let id = format!(
         "{}-{:08x}",
@@ -598,4 +622,54 @@ async fn run(
         parent: parent.map(|p| p.id),
         ranges_total,
     })
+}
+
+/// Per selected table, the positions of its partitions when it is a partitioned table that is
+/// not read: its rows are theirs, and its digest the sum of theirs (the spec). That holds when
+/// every partition is in the backup and has the parent's columns in the parent's order (a
+/// table attached as a partition may order them otherwise); such a parent is read itself.
+fn derived_parents(
+    all: &[upkeep_core::Table],
+    selected: &[upkeep_core::Table],
+) -> Vec<Option<Vec<usize>>> {
+    let same_columns = |a: &upkeep_core::Table, b: &upkeep_core::Table| {
+        a.columns.len() == b.columns.len()
+            && a.columns.iter().zip(&b.columns).all(|(x, y)| {
+                x.name == y.name && x.logical == y.logical && x.native_type == y.native_type
+            })
+    };
+    selected
+        .iter()
+        .map(|p| {
+            if p.kind != upkeep_core::TableKind::Partitioned {
+                return None;
+            }
+            let of_p = |t: &&upkeep_core::Table| t.partition_of.as_ref() == Some(&p.name);
+            let children: Vec<usize> = selected
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| of_p(t))
+                .map(|(i, _)| i)
+                .collect();
+            let everyone = all.iter().filter(of_p).count() == children.len();
+            (everyone && children.iter().all(|&c| same_columns(&selected[c], p)))
+                .then_some(children)
+        })
+        .collect()
+}
+
+/// How many partitioned tables above `i` there are among `tables`.
+fn partition_depth(tables: &[upkeep_core::Table], i: usize) -> usize {
+    let mut depth = 0;
+    let mut at = &tables[i];
+    while let Some(parent) = at.partition_of.as_ref() {
+        match tables.iter().find(|t| &t.name == parent) {
+            Some(p) if depth < tables.len() => {
+                depth += 1;
+                at = p;
+            }
+            _ => break,
+        }
+    }
+    depth
 }

@@ -48,6 +48,10 @@ pub struct TableEntry {
     /// Empty where the engine has no fingerprints.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub segments: Vec<Segment>,
+    /// A PostgreSQL partitioned table that was not read: its rows are these partitions'
+    /// (entries of the same manifest), its digest the sum of theirs, and it has no chunks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub partitions: Vec<TableName>,
 }
 
 /// One key range of a table as a backup read it.
@@ -68,8 +72,9 @@ pub struct ChunkRef {
 }
 
 impl Manifest {
-    /// Checks what a manifest must satisfy to be trusted: its format, its id, and that every
-    /// table's chunk row counts add up to its row count.
+    /// Checks what a manifest must satisfy to be trusted: its format, its id, that every
+    /// table's chunk row counts add up to its row count, and a partitioned table's digest to
+    /// its partitions'.
     pub fn check(&self, expected_id: &str) -> Result<(), BackupError> {
         let bad = |why: String| BackupError::Corrupt {
             what: format!("manifest of snapshot {expected_id}: {why}"),
@@ -87,6 +92,29 @@ impl Manifest {
             return Err(bad(format!("it names itself {}", self.id)));
         }
         for t in &self.tables {
+            if !t.partitions.is_empty() {
+                let mut digest = Digest::default();
+                for p in &t.partitions {
+                    let entry = self.tables.iter().find(|e| &e.name == p).ok_or_else(|| {
+                        bad(format!(
+                            "table {} names partition {p}, which it does not hold",
+                            t.name
+                        ))
+                    })?;
+                    digest.merge(&entry.digest);
+                }
+                if !t.chunks.is_empty()
+                    || t.bytes != 0
+                    || digest != t.digest
+                    || t.rows != digest.rows()
+                {
+                    return Err(bad(format!(
+                        "table {} does not add up to its partitions ({digest})",
+                        t.name
+                    )));
+                }
+                continue;
+            }
             let rows: u64 = t.chunks.iter().map(|c| c.rows).sum();
             let bytes: u64 = t.chunks.iter().map(|c| c.bytes).sum();
             if rows != t.rows || rows != t.digest.rows() || bytes != t.bytes {

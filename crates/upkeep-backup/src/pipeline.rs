@@ -198,10 +198,14 @@ impl State {
     /// nobody is loading (largest first), validations (long and indivisible), digest ranges,
     /// and last a table another worker is already loading.
     fn next(&mut self) -> Option<Job> {
+        let all_loaded = self.tables.iter().all(TableState::loaded);
         for (i, t) in self.tables.iter_mut().enumerate() {
             // Index builds on one table run side by side (SHARE locks); an ALTER TABLE takes
-            // an exclusive lock and runs alone.
+            // an exclusive lock and runs alone. A partitioned table's builds recurse into its
+            // partitions: they wait for every load (a key added meanwhile would lock the parent
+            // and then wait for a partition whose load waits for the parent: a deadlock).
             let ready = t.loaded()
+                && (all_loaded || !t.partitioned)
                 && t.builds.front().is_some_and(|next| {
                     t.building == 0 || (!t.exclusive && !next.starts_with("ALTER TABLE"))
                 });
@@ -212,7 +216,6 @@ impl State {
                 return Some(Job::Build { table: i, stmt });
             }
         }
-        let all_loaded = self.tables.iter().all(TableState::loaded);
         for (i, t) in self.tables.iter_mut().enumerate() {
             // Page ranges need no index: a table is read back as soon as it is loaded.
             let ready = if t.by_pages {

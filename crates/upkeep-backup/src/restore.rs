@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 use upkeep_core::{Batch, Digest, Engine, LogicalType, Table, TableFilter, Unselected};
 use upkeep_db::{ddl, quote, Database, DbError, NativeDdl, OpenMode, Target};
 
-use crate::manifest::{Manifest, TableEntry};
+use crate::manifest::{ChunkRef, Manifest, TableEntry};
 use crate::repo::Repository;
 use crate::{pipeline, BackupError};
 
@@ -95,7 +95,7 @@ pub async fn restore(
         .select(&manifest.tables, |t| &t.name)
         .map_err(|u| unselected(u, &format!("snapshot {id}")))?
         .into_iter()
-        .cloned()
+        .map(|e| with_partition_chunks(&manifest, e.clone()))
         .collect();
     let tables: Vec<Table> = entries
         .iter()
@@ -549,4 +549,28 @@ fn lossy_conversions(tables: &[Table], engine: Engine) -> Vec<String> {
         }
     }
     out
+}
+
+/// A partitioned table stored as its partitions (`TableEntry::partitions`) with their chunks,
+/// for a restore into another engine, where it is a table of its own. (On PostgreSQL it loads
+/// nothing itself.)
+fn with_partition_chunks(manifest: &Manifest, mut entry: TableEntry) -> TableEntry {
+    fn collect(manifest: &Manifest, entry: &TableEntry, depth: usize, out: &mut Vec<ChunkRef>) {
+        for name in &entry.partitions {
+            if let Some(p) = manifest.tables.iter().find(|t| &t.name == name) {
+                out.extend(p.chunks.iter().cloned());
+                if depth < manifest.tables.len() {
+                    collect(manifest, p, depth + 1, out);
+                }
+            }
+        }
+    }
+    if entry.partitions.is_empty() {
+        return entry;
+    }
+    let mut chunks = Vec::new();
+    collect(manifest, &entry, 0, &mut chunks);
+    entry.bytes = chunks.iter().map(|c| c.bytes).sum();
+    entry.chunks = chunks;
+    entry
 }

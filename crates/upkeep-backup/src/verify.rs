@@ -221,7 +221,9 @@ fn check_snapshot(
                 }
             }
         }
-        if read_data && complete && digest != t.digest {
+        // A partitioned table stored as its partitions has no chunks; the manifest check
+        // holds it to their digests.
+        if read_data && complete && t.partitions.is_empty() && digest != t.digest {
             problems.push(format!(
                 "table {}: the stored rows digest to {digest}, the manifest says {}",
                 t.name, t.digest

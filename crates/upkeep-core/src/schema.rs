@@ -113,6 +113,9 @@ pub struct Table {
     pub estimated_rows: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
+    /// A PostgreSQL partition: the partitioned table it belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition_of: Option<TableName>,
 }
 
 impl Table {
@@ -340,6 +343,7 @@ mod tests {
             checks: vec![],
             estimated_rows: None,
             comment: None,
+            partition_of: None,
         };
         assert_eq!(t.split_key().unwrap().columns, vec!["b"]);
         t.primary_key = Some(Key {

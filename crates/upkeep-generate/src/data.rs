@@ -39,6 +39,7 @@ fn table(name: &str, columns: Vec<Column>, pk: &[&str]) -> Table {
         checks: Vec::new(),
         estimated_rows: None,
         comment: None,
+        partition_of: None,
     }
 }
 

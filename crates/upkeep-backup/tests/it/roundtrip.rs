@@ -605,3 +605,81 @@ async fn pg_restore_loads_tables_frozen() {
     }
     db.close().await;
 }
+
+/// A partitioned table whose partitions are backed up too is stored once, as its partitions:
+/// no chunks of its own, its digest theirs. It restores into PostgreSQL and, as a table of its
+/// own, into SQLite and MariaDB, and every restore proves itself.
+#[tokio::test]
+async fn pg_partitioned_tables_are_stored_once() {
+    let source = TestDb::new(Engine::Postgres).await;
+    source
+        .execute(
+            "CREATE TABLE readings (id int NOT NULL, at date NOT NULL, v real, PRIMARY KEY (id, at))
+               PARTITION BY RANGE (at);
+             CREATE TABLE readings_2025 PARTITION OF readings FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+             CREATE TABLE readings_2026 PARTITION OF readings FOR VALUES FROM ('2026-01-01') TO ('2027-01-01')
+               PARTITION BY RANGE (id);
+             CREATE TABLE readings_2026_low PARTITION OF readings_2026 FOR VALUES FROM (MINVALUE) TO (2000);
+             CREATE TABLE readings_2026_high PARTITION OF readings_2026 FOR VALUES FROM (2000) TO (MAXVALUE);
+             INSERT INTO readings SELECT g, date '2025-06-01' + (g % 400), g / 7.0 FROM generate_series(1, 3000) g;",
+        )
+        .await;
+    let repo = tempfile::tempdir().unwrap();
+    let report = backup(&source.target, repo.path()).await;
+    let table = |name: &str| report.tables.iter().find(|t| t.table == name).unwrap();
+    for (parent, parts) in [
+        ("readings", &["readings_2025", "readings_2026"][..]),
+        (
+            "readings_2026",
+            &["readings_2026_low", "readings_2026_high"][..],
+        ),
+    ] {
+        let mut sum = upkeep_core::Digest::default();
+        for p in parts {
+            // readings_2026 is itself stored as its partitions.
+            assert_eq!(table(p).chunks > 0, *p != "readings_2026", "{p}");
+            sum.merge(&table(p).digest);
+        }
+        assert_eq!(table(parent).chunks, 0, "{parent} has chunks of its own");
+        assert_eq!(table(parent).digest, sum, "{parent}");
+    }
+    assert_eq!(table("readings").rows, 3000);
+    assert!(verify(repo.path(), true).await.ok);
+
+    for engine in [Engine::Postgres, Engine::Sqlite, Engine::Mysql] {
+        let copy = TestDb::new(engine).await;
+        let restored = restore(repo.path(), &copy.target, |o| o.jobs = 2).await;
+        assert!(restored.verified, "{engine}");
+        // Read back through the parent, its rows digest to the sum of its partitions'.
+        let parent = restored
+            .tables
+            .iter()
+            .find(|t| t.table == "readings")
+            .unwrap();
+        assert_eq!(parent.restored, Some(table("readings").digest), "{engine}");
+    }
+
+    // A manifest whose partitioned table does not add up to its partitions is refused.
+    let manifest = std::fs::read_dir(repo.path().join("snapshots"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let (whole, part) = (
+        table("readings").digest.to_string(),
+        table("readings_2025").digest.to_string(),
+    );
+    let forged = format!("v1:3000:{}", &part[part.len() - 64..]);
+    let edited = text.replace(&whole, &forged);
+    assert_ne!(edited, text);
+    std::fs::write(&manifest, edited).unwrap();
+    let checked = verify(repo.path(), false).await;
+    assert!(!checked.ok);
+    let problems = format!("{:?}", checked.snapshots);
+    assert!(
+        problems.contains("does not add up to its partitions"),
+        "{problems}"
+    );
+}

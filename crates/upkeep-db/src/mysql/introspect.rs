@@ -57,6 +57,7 @@ pub(crate) async fn introspect(
             checks: Vec::new(),
             estimated_rows: num(&row, 1),
             comment,
+            partition_of: None,
         });
     }
 

@@ -196,11 +196,16 @@ pub(crate) async fn native_ddl(
         let (schema, name) = (s(row, 1), s(row, 2));
         let full = qn(&schema, &name);
         if row.try_get::<bool, _>(4).unwrap_or(false) {
-            ddl.pre_data.push(format!(
+            let mut stmt = format!(
                 "CREATE TABLE {full} PARTITION OF {} {}",
                 s(row, 6),
                 s(row, 7)
-            ));
+            );
+            // A partition partitioned in turn.
+            if let Some(part) = os(row, 5) {
+                stmt.push_str(&format!(" PARTITION BY {part}"));
+            }
+            ddl.pre_data.push(stmt);
         } else {
             let cols = columns_of.remove(oid).unwrap_or_default();
             let mut stmt = format!("CREATE TABLE {full} (\n  {}\n)", cols.join(",\n  "));

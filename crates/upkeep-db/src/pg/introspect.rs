@@ -37,8 +37,10 @@ pub(crate) async fn introspect(
     let e = || err(target, "reading the schema");
     let tables_sql = format!(
         "SELECT c.oid::int8, n.nspname::text, c.relname::text, c.relkind::text, c.reltuples::float8, \
-                obj_description(c.oid, 'pg_class') \
+                obj_description(c.oid, 'pg_class'), pn.nspname::text, pc.relname::text \
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         LEFT JOIN pg_inherits i ON c.relispartition AND i.inhrelid = c.oid \
+         LEFT JOIN pg_class pc ON pc.oid = i.inhparent LEFT JOIN pg_namespace pn ON pn.oid = pc.relnamespace \
          WHERE c.relkind IN ('r', 'p') AND {USER_NAMESPACES} \
            AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype = 'e') \
          ORDER BY 2, 3"
@@ -70,6 +72,8 @@ pub(crate) async fn introspect(
             #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
             estimated_rows: (reltuples >= 0.0).then_some(reltuples as u64),
             comment: os(&row, 5),
+            partition_of: os(&row, 7)
+                .map(|parent| TableName::new(os(&row, 6).and_then(ns), parent)),
         });
     }
 

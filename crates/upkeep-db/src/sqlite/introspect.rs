@@ -212,6 +212,7 @@ fn table(conn: &Connection, name: &str, sql: &str) -> rusqlite::Result<Table> {
         checks: checks_in(sql),
         estimated_rows: None,
         comment: None,
+        partition_of: None,
     })
 }
 
