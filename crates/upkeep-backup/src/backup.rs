@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
-use upkeep_core::{canonicalize_json, row_hash, Batch, Digest, Engine, Progress, TableFilter};
+use upkeep_core::{stored_row_hash, Batch, Digest, Engine, Progress, TableFilter};
 use upkeep_db::{BatchSink, PlanOptions, ScanError, ScanOptions, ScanTask, Snapshot, Target};
 
 use crate::chunker::{RawChunk, RowChunker};
@@ -177,16 +177,11 @@ impl BatchSink for ChunkSink {
         let state = open_state(&mut self.open, self.sizes, task);
         let json = &self.json[task.table];
         for row in batch.rows() {
-            let hash = if json.is_empty() {
-                row_hash(row)
-            } else {
-                canonicalize_json(row, json, &mut self.scratch).map_err(|e| {
-                    BackupError::Corrupt {
-                        what: format!("a row read at byte {} is malformed", e.offset),
-                    }
-                })?;
-                row_hash(&self.scratch)
-            };
+            let hash = stored_row_hash(row, json, &mut self.scratch).map_err(|e| {
+                BackupError::Corrupt {
+                    what: format!("a row read at byte {} is malformed", e.offset),
+                }
+            })?;
             state.digest.add_hash(&hash);
             if let Some(chunk) = state.chunker.push(row, &hash) {
                 store(&self.repo, self.level, &mut self.stats, state, chunk)?;
@@ -475,28 +470,17 @@ async fn run(
     // SQLite's JSON values are stored canonical: its reader's typed values (REAL, INTEGER)
     // have no text of the server's own.
     let raw_json = target.engine() != Engine::Sqlite;
-    let json: Arc<Vec<Vec<usize>>> = Arc::new(
-        tables
-            .iter()
-            .map(|t| {
-                if raw_json {
-                    t.json_columns()
-                } else {
-                    Vec::new()
-                }
-            })
-            .collect(),
-    );
-    let read_tables: Vec<upkeep_core::Table> = tables
+    let (json, read_tables): (Vec<Vec<usize>>, Vec<upkeep_core::Table>) = tables
         .iter()
         .map(|t| {
             if raw_json {
-                t.with_json_as_text()
+                (t.json_columns(), t.with_json_as_text())
             } else {
-                t.clone()
+                (Vec::new(), t.clone())
             }
         })
-        .collect();
+        .unzip();
+    let json = Arc::new(json);
     let sinks: Vec<ChunkSink> = (0..snapshot.workers())
         .map(|_| ChunkSink {
             repo: repo.clone(),

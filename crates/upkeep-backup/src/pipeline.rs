@@ -44,7 +44,7 @@ pub(crate) struct PostData {
     orphan_builds: Vec<String>,
     /// Foreign keys, each split into its `NOT VALID` form and its validation (`None` when it
     /// is added as it is, e.g. on a partitioned table).
-    foreign_keys: Vec<(String, Option<String>)>,
+    foreign_keys: Vec<(String, Option<Validation>)>,
     /// Everything else, in order (sequence positions, views, triggers, comments…).
     rest: Vec<String>,
 }
@@ -86,7 +86,10 @@ impl PostData {
                         .get(table)
                         .is_some_and(|&i| tables[i].kind == TableKind::Table);
                     if plain && !stmt.trim_end().ends_with("NOT VALID") {
-                        let validate = pg_post::validate_foreign_key(table, name);
+                        let validate = Validation {
+                            table: table.to_owned(),
+                            name: name.to_owned(),
+                        };
                         out.foreign_keys
                             .push((format!("{} NOT VALID", stmt.trim_end()), Some(validate)));
                     } else {
@@ -103,6 +106,13 @@ impl PostData {
         }
         out
     }
+}
+
+/// A foreign key added `NOT VALID`, to validate: its table and name as the DDL spells them.
+#[derive(Debug)]
+struct Validation {
+    table: String,
+    name: String,
 }
 
 /// A part of a table's read-back.
@@ -134,7 +144,7 @@ enum Job {
     },
     /// Orphan builds, foreign keys `NOT VALID` and the rest, in order, on one connection.
     Tail,
-    Validate(String),
+    Validate(Validation),
 }
 
 #[derive(Default)]
@@ -174,9 +184,9 @@ struct State {
     /// The tail: not started, running, done.
     tail: (bool, bool),
     orphans: Vec<String>,
-    foreign_keys: Vec<(String, Option<String>)>,
+    foreign_keys: Vec<(String, Option<Validation>)>,
     rest: Vec<String>,
-    validations: VecDeque<String>,
+    validations: VecDeque<Validation>,
     validating: usize,
     error: Option<BackupError>,
 }
@@ -242,9 +252,9 @@ impl State {
         if let Some(i) = idle_table {
             return Some(self.take_run(i));
         }
-        if let Some(stmt) = self.validations.pop_front() {
+        if let Some(v) = self.validations.pop_front() {
             self.validating += 1;
-            return Some(Job::Validate(stmt));
+            return Some(Job::Validate(v));
         }
         for (i, t) in self.tables.iter_mut().enumerate() {
             if let Some(range) = t.ranges.pop_front() {
@@ -460,12 +470,7 @@ impl Job {
                 format!("loaded {} chunks {run:?}", tables[*table].name)
             }
             Self::Build { stmt, .. } => stmt.chars().take(80).collect(),
-            Self::Validate(stmt) => {
-                let alter = stmt
-                    .find("ALTER TABLE")
-                    .map_or(stmt.as_str(), |i| &stmt[i..]);
-                alter.chars().take(80).collect()
-            }
+            Self::Validate(v) => format!("validated {} {}", v.table, v.name),
             Self::Plan { table } => format!("planned the read-back of {}", tables[*table].name),
             Self::Digest { table, range } => {
                 format!("read back {} {range:?}", tables[*table].name)
@@ -577,8 +582,9 @@ async fn run_job_inner(shared: &Shared, db: &mut Database, job: Job) -> Result<(
             }
             shared.lock().tail.1 = true;
         }
-        Job::Validate(stmt) => {
-            db.execute_statement(&stmt).await?;
+        Job::Validate(v) => {
+            db.execute_statement(&pg_post::validate_foreign_key(&v.table, &v.name))
+                .await?;
             shared.lock().validating -= 1;
         }
     }

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
-use upkeep_core::{canonicalize_json, Batch, Digest, Engine};
+use upkeep_core::{stored_row_hash, Batch, Digest, Engine};
 use upkeep_db::Target;
 
 use crate::manifest::Manifest;
@@ -116,11 +116,11 @@ pub async fn verify(
     })
 }
 
-/// What was learnt of each chunk, so that a chunk shared by many snapshots (the usual case)
-/// is looked up or read once.
 /// A chunk read as rows of a table with this many columns and these `json` columns.
 type ChunkRead = (String, usize, Vec<usize>);
 
+/// What was learnt of each chunk, so that a chunk shared by many snapshots (the usual case)
+/// is looked up or read once.
 #[derive(Default)]
 struct ChunkChecks {
     present: HashMap<String, bool>,
@@ -176,26 +176,17 @@ fn check_snapshot(
                         Ok(content) => match Batch::from_encoded(content, columns) {
                             Ok(batch) => {
                                 let mut d = Digest::default();
-                                let mut canonical = Vec::new();
-                                let mut malformed = None;
-                                for r in batch.rows() {
-                                    if json.is_empty() {
-                                        d.add_row(r);
-                                    } else if let Err(e) =
-                                        canonicalize_json(r, &json, &mut canonical)
-                                    {
-                                        malformed = Some(e);
-                                        break;
-                                    } else {
-                                        d.add_row(&canonical);
-                                    }
-                                }
-                                match malformed {
-                                    None => Ok((d, batch.len())),
-                                    Some(e) => {
-                                        Err(format!("chunk {} has malformed rows: {e}", c.id))
-                                    }
-                                }
+                                let mut scratch = Vec::new();
+                                batch
+                                    .rows()
+                                    .try_for_each(|r| {
+                                        d.add_hash(&stored_row_hash(r, &json, &mut scratch)?);
+                                        Ok(())
+                                    })
+                                    .map(|()| (d, batch.len()))
+                                    .map_err(|e: upkeep_core::MalformedRow| {
+                                        format!("chunk {} has malformed rows: {e}", c.id)
+                                    })
                             }
                             Err(e) => Err(format!("chunk {} has malformed rows: {e}", c.id)),
                         },

@@ -142,6 +142,21 @@ pub fn canonicalize_json(
     Ok(())
 }
 
+/// The digest's row hash of a row as backups store it: [`crate::row_hash`] of its
+/// [`canonicalize_json`] form (`scratch` holds it), or of the row itself when it has no
+/// `json` positions.
+pub fn stored_row_hash(
+    row: &[u8],
+    json: &[usize],
+    scratch: &mut Vec<u8>,
+) -> Result<[u8; 32], MalformedRow> {
+    if json.is_empty() {
+        return Ok(crate::row_hash(row));
+    }
+    canonicalize_json(row, json, scratch)?;
+    Ok(crate::row_hash(scratch))
+}
+
 /// Builds batches value by value, writing canonical text straight into the batch buffer.
 #[derive(Debug)]
 pub struct BatchBuilder {
@@ -278,6 +293,15 @@ mod tests {
         canonicalize_json(&out, &[2, 3, 4], &mut again).unwrap();
         assert_eq!(again, expected);
         assert!(canonicalize_json(&stored[..stored.len() - 3], &[2], &mut out).is_err());
+        let mut scratch = Vec::new();
+        assert_eq!(
+            stored_row_hash(&stored, &[2, 3, 4], &mut scratch),
+            Ok(crate::row_hash(&expected))
+        );
+        assert_eq!(
+            stored_row_hash(&stored, &[], &mut scratch),
+            Ok(crate::row_hash(&stored))
+        );
     }
 
     #[test]

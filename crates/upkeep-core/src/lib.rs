@@ -30,8 +30,8 @@ mod redact;
 mod schema;
 
 pub use batch::{
-    canonicalize_json, values, Batch, BatchBuilder, MalformedRow, ValueMark, ValueRef,
-    DEFAULT_BATCH_BYTES, DEFAULT_BATCH_ROWS,
+    canonicalize_json, stored_row_hash, values, Batch, BatchBuilder, MalformedRow, ValueMark,
+    ValueRef, DEFAULT_BATCH_BYTES, DEFAULT_BATCH_ROWS,
 };
 pub use cursor::ByteCursor;
 pub use digest::{row_hash, Digest, ParseDigestError, DIGEST_VERSION};

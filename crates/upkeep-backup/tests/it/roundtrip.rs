@@ -682,4 +682,20 @@ async fn pg_partitioned_tables_are_stored_once() {
         problems.contains("does not add up to its partitions"),
         "{problems}"
     );
+    // So is one whose partitioned table names a partition it does not hold.
+    let mut json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let parent = json["tables"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|t| t["name"]["name"] == "readings_2026")
+        .unwrap();
+    parent["partitions"][0]["name"] = "readings_2027".into();
+    std::fs::write(&manifest, serde_json::to_string(&json).unwrap()).unwrap();
+    let checked = verify(repo.path(), false).await;
+    let problems = format!("{:?}", checked.snapshots);
+    assert!(
+        problems.contains("names partition readings_2027, which it does not hold"),
+        "{problems}"
+    );
 }

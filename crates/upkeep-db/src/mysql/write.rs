@@ -79,12 +79,10 @@ pub(crate) async fn write_batch(
         loop {
             match bind()?.execute(&mut *conn).await {
                 Ok(_) => break,
-                Err(e) if is_deadlock(&e) && attempt < DEADLOCK_RETRIES => {
-                    attempt += 1;
-                    tracing::debug!(table = %table.name, attempt, "deadlock: the INSERT runs again");
-                    tokio::time::sleep(DEADLOCK_PAUSE * attempt).await;
-                }
-                Err(e) => return Err(err(target, &context)(e)),
+                Err(e) => match deadlock_pause(&e, table, &mut attempt) {
+                    Some(pause) => tokio::time::sleep(pause).await,
+                    None => return Err(err(target, &context)(e)),
+                },
             }
         }
     }
@@ -97,9 +95,21 @@ pub(crate) async fn write_batch(
 const DEADLOCK_RETRIES: u32 = 5;
 const DEADLOCK_PAUSE: std::time::Duration = std::time::Duration::from_millis(20);
 
-/// ER_LOCK_DEADLOCK (1213), SQLSTATE 40001.
-fn is_deadlock(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(d) if d.code().as_deref() == Some("40001"))
+/// How long to wait before running a statement again after `e`: `None` unless `e` is a
+/// deadlock (ER_LOCK_DEADLOCK 1213, SQLSTATE 40001) and `attempt` (counted here) has retries
+/// left.
+fn deadlock_pause(
+    e: &sqlx::Error,
+    table: &Table,
+    attempt: &mut u32,
+) -> Option<std::time::Duration> {
+    let deadlock = matches!(e, sqlx::Error::Database(d) if d.code().as_deref() == Some("40001"));
+    if !deadlock || *attempt >= DEADLOCK_RETRIES {
+        return None;
+    }
+    *attempt += 1;
+    tracing::debug!(table = %table.name, attempt = *attempt, "deadlock: the INSERT runs again");
+    Some(DEADLOCK_PAUSE * *attempt)
 }
 
 /// Runs an autocommit statement, again after a deadlock.
@@ -112,12 +122,10 @@ async fn execute_retrying(
     loop {
         match conn.execute(sql).await {
             Ok(_) => return Ok(()),
-            Err(e) if is_deadlock(&e) && attempt < DEADLOCK_RETRIES => {
-                attempt += 1;
-                tracing::debug!(table = %table.name, attempt, "deadlock: the INSERT runs again");
-                tokio::time::sleep(DEADLOCK_PAUSE * attempt).await;
-            }
-            Err(e) => return Err(e),
+            Err(e) => match deadlock_pause(&e, table, &mut attempt) {
+                Some(pause) => tokio::time::sleep(pause).await,
+                None => return Err(e),
+            },
         }
     }
 }

@@ -22,6 +22,23 @@ fn bad_arguments_exit_2() {
     assert_eq!(o.status.code(), Some(2));
     let o = upkeep(&["checksum", "x.db", "--jobs", "0"]);
     assert_eq!(o.status.code(), Some(2));
+    for mb in ["0", "lots"] {
+        let o = upkeep(&[
+            "restore",
+            "--repo",
+            "r",
+            "--to",
+            "x.db",
+            "--maintenance-work-mem",
+            mb,
+        ]);
+        assert_eq!(o.status.code(), Some(2), "{mb}");
+        assert!(
+            stderr(&o).contains("--maintenance-work-mem"),
+            "{}",
+            stderr(&o)
+        );
+    }
 }
 
 fn one_line_error(o: &std::process::Output) -> String {
