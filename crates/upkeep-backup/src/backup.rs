@@ -29,7 +29,14 @@ pub struct BackupOptions {
     /// Read every key range, even those whose change fingerprint says they are as the
     /// parent snapshot holds them (restic's `--force`).
     pub force: bool,
+    /// Read everything when the parent's rows were, in part, last read longer ago than this
+    /// (`--full-every`): change detection is a claim about someone else's server, so its
+    /// trust is bounded in time.
+    pub full_every: std::time::Duration,
 }
+
+/// `--full-every`'s default: a week.
+pub const DEFAULT_FULL_EVERY: std::time::Duration = std::time::Duration::from_secs(7 * 86_400);
 
 impl BackupOptions {
     pub fn new(target: Target, repo: PathBuf) -> Self {
@@ -43,6 +50,7 @@ impl BackupOptions {
             zstd_level: 1,
             plan: PlanOptions::default(),
             force: false,
+            full_every: DEFAULT_FULL_EVERY,
         }
     }
 }
@@ -71,6 +79,13 @@ pub struct BackupReport {
     pub ranges_total: u64,
     pub ranges_unchanged: u64,
     pub rows_unchanged: u64,
+    /// Why no range was taken from a parent, when none was: the first snapshot of the
+    /// source, `--force`, a restart of the server, the last full read too long ago…
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full_read_reason: Option<String>,
+    /// When the oldest rows of this snapshot were read (this backup's start when it took
+    /// nothing from a parent).
+    pub last_full_read_at: String,
     pub duration_ms: u64,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
@@ -272,6 +287,7 @@ pub async fn backup(
         stats: sinks_stats,
         warnings,
         parent,
+        full_read_reason,
         ranges_total,
     } = result?;
     // The manifest goes last: a run killed before this line leaves chunks, never a snapshot.
@@ -316,6 +332,8 @@ pub async fn backup(
         ranges_total,
         ranges_unchanged,
         rows_unchanged,
+        full_read_reason,
+        last_full_read_at: manifest.full_read_at.clone().unwrap_or_default(),
         duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         warnings,
     })
@@ -327,16 +345,34 @@ struct Ran {
     stats: Stats,
     warnings: Vec<String>,
     parent: Option<String>,
+    full_read_reason: Option<String>,
     ranges_total: u64,
 }
 
-/// The latest snapshot of the same source, when its fingerprints can be compared with this
-/// snapshot's: the parent whose unchanged ranges are not read again.
+/// The parent whose unchanged ranges are not read again: the latest snapshot of the same
+/// source, when its fingerprints were taken under this snapshot's identity (the same
+/// uninterrupted run of the same server), its source was not ahead of this one, and its
+/// oldest rows were read within `full_every`. Otherwise `Err` says why everything is read.
 fn find_parent(
     repo: &Repository,
-    target: &Target,
-    identity: &str,
-) -> Result<Option<Manifest>, BackupError> {
+    snapshot: &Snapshot,
+    options: &BackupOptions,
+) -> Result<Result<Manifest, String>, BackupError> {
+    let target = &options.target;
+    if options.force {
+        return Ok(Err("--force".into()));
+    }
+    let Some(identity) = snapshot.change_identity() else {
+        return Ok(Err(match target.engine() {
+            Engine::Postgres => "the server offers no change detection to this role (it needs \
+                                 PostgreSQL 13+ and pg_control_system())"
+                .into(),
+            Engine::Mysql => "the server offers no change detection to this user (it needs \
+                              MariaDB and the PROCESS privilege)"
+                .into(),
+            Engine::Sqlite => "SQLite has no change detection".into(),
+        }));
+    };
     let mut ids = repo.snapshot_ids()?;
     ids.sort_unstable_by(|a, b| b.cmp(a));
     for id in ids {
@@ -344,17 +380,50 @@ fn find_parent(
         let Ok(m) = repo.load_manifest(&id) else {
             continue;
         };
-        if m.engine == target.engine() && m.source == target.display() {
-            let prefix = format!("{identity}/");
-            let comparable = m
-                .tables
-                .iter()
-                .flat_map(|t| &t.segments)
-                .any(|s| s.fingerprint.starts_with(&prefix));
-            return Ok(comparable.then_some(m));
+        if m.engine != target.engine() || m.source != target.display() {
+            continue;
         }
+        let prefix = format!("{identity}/");
+        let segments = || m.tables.iter().flat_map(|t| &t.segments);
+        if !segments().any(|s| s.fingerprint.starts_with(&prefix)) {
+            return Ok(Err(if segments().next().is_some() {
+                format!(
+                    "the source is not the server run that snapshot {id} read (it restarted, \
+                     recovered from a crash, or was replaced since)"
+                )
+            } else {
+                format!("snapshot {id} holds no change fingerprints")
+            }));
+        }
+        if let (Some(then), Some(now)) = (m.change_position, snapshot.change_position()) {
+            if now < then {
+                return Ok(Err(format!(
+                    "the source's WAL position is behind snapshot {id}'s"
+                )));
+            }
+        }
+        let read_at = m
+            .full_read_at
+            .as_deref()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+        let Some(read_at) = read_at else {
+            return Ok(Err(format!(
+                "snapshot {id} does not say when it was read in full"
+            )));
+        };
+        let age = chrono::Utc::now().signed_duration_since(read_at);
+        if age.to_std().is_ok_and(|age| age > options.full_every) {
+            return Ok(Err(format!(
+                "the last full read ({}) is older than --full-every {}",
+                read_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                humantime::format_duration(options.full_every)
+            )));
+        }
+        return Ok(Ok(m));
     }
-    Ok(None)
+    Ok(Err(
+        "no earlier snapshot of this source in the repository".into()
+    ))
 }
 
 /// The parent's ranges of `table`, when they can be read again: the same table definition
@@ -418,9 +487,9 @@ async fn run(
     let native_ddl = snapshot.native_ddl(&table_names, all).await?;
     let mut warnings: Vec<String> = snapshot.warnings().to_vec();
     let identity = snapshot.change_identity().map(str::to_owned);
-    let parent = match &identity {
-        Some(identity) if !options.force => find_parent(repo, target, identity)?,
-        _ => None,
+    let (parent, mut full_read_reason) = match find_parent(repo, snapshot, options)? {
+        Ok(parent) => (Some(parent), None),
+        Err(reason) => (None, Some(reason)),
     };
     let mut given = vec![None; tables.len()];
     let mut parents = ParentSegments::new();
@@ -582,6 +651,14 @@ async fn run(
     let selected: std::collections::HashSet<&upkeep_core::TableName> =
         tables.iter().map(|t| &t.name).collect();
     schema.tables.retain(|t| selected.contains(&t.name));
+    let full_read_at = match &parent {
+        Some(p) if stats.ranges_unchanged > 0 => p.full_read_at.clone(),
+        Some(p) => {
+            full_read_reason = Some(format!("no range was unchanged since snapshot {}", p.id));
+            Some(started_at.to_owned())
+        }
+        None => Some(started_at.to_owned()),
+    };
     let manifest = Manifest {
         format: MANIFEST_FORMAT.into(),
         version: MANIFEST_VERSION,
@@ -595,6 +672,8 @@ async fn run(
         consistency: snapshot.consistency().to_owned(),
         tags: options.tags.clone(),
         digest_version: upkeep_core::DIGEST_VERSION,
+        full_read_at,
+        change_position: snapshot.change_position(),
         schema,
         native_ddl,
         tables: entries,
@@ -604,6 +683,7 @@ async fn run(
         stats,
         warnings,
         parent: parent.map(|p| p.id),
+        full_read_reason,
         ranges_total,
     })
 }

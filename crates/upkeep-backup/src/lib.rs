@@ -30,7 +30,7 @@ mod repo;
 mod restore;
 mod verify;
 
-pub use backup::{backup, BackupOptions, BackupReport, TableBackup};
+pub use backup::{backup, BackupOptions, BackupReport, TableBackup, DEFAULT_FULL_EVERY};
 pub use error::BackupError;
 pub use forget::{forget, ForgetOptions, ForgetReport};
 pub use manifest::{ChunkRef, Manifest, TableEntry, MANIFEST_FORMAT, MANIFEST_VERSION};

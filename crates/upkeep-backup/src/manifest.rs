@@ -28,6 +28,16 @@ pub struct Manifest {
     pub tags: Vec<String>,
     /// The content digest version used for `tables[].digest`.
     pub digest_version: u32,
+    /// When the oldest rows of this snapshot were read: the start of the last backup in its
+    /// chain of parents that took nothing from a parent. A next backup reads everything
+    /// once this is older than its `--full-every`. Absent in older manifests, whose next
+    /// backup reads everything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full_read_at: Option<String>,
+    /// PostgreSQL: the source's WAL position at the snapshot, in bytes; a next backup whose
+    /// source is behind it does not take ranges from this snapshot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change_position: Option<u64>,
     /// The neutral schema (for restores into another engine and for reports).
     pub schema: Schema,
     /// The source engine's own DDL, for a same-engine restore.

@@ -374,6 +374,8 @@ pub struct Snapshot {
     warnings: Vec<String>,
     /// See [`Snapshot::change_identity`].
     change_identity: Option<String>,
+    /// See [`Snapshot::change_position`].
+    change_position: Option<u64>,
     /// See [`Snapshot::table_fingerprint`].
     table_fingerprints: HashMap<String, String>,
 }
@@ -413,9 +415,11 @@ impl Snapshot {
                 let mut coordinator = Session::Pg(coord);
                 let schema = coordinator.introspect(target).await?;
                 let server_version = coordinator.server_version(target).await?;
-                let change_identity = match &mut coordinator {
-                    Session::Pg(c) if fingerprints => pg::change_identity(c, target).await?,
-                    _ => None,
+                let (change_identity, change_position) = match &mut coordinator {
+                    Session::Pg(c) if fingerprints => pg::change_identity(c, target)
+                        .await?
+                        .map_or((None, None), |(i, p)| (Some(i), Some(p))),
+                    _ => (None, None),
                 };
                 let mut sessions = Vec::with_capacity(workers);
                 for _ in 0..workers {
@@ -432,6 +436,7 @@ impl Snapshot {
                     consistency: format!("exported snapshot {id}"),
                     warnings: Vec::new(),
                     change_identity,
+                    change_position,
                     table_fingerprints: HashMap::new(),
                 })
             }
@@ -502,6 +507,7 @@ impl Snapshot {
                     },
                     warnings,
                     change_identity,
+                    change_position: None,
                     table_fingerprints,
                 })
             }
@@ -522,6 +528,7 @@ impl Snapshot {
                     consistency: "one read transaction".to_owned(),
                     warnings: Vec::new(),
                     change_identity: None,
+                    change_position: None,
                     table_fingerprints: HashMap::new(),
                 })
             }
@@ -549,12 +556,19 @@ impl Snapshot {
         &self.warnings
     }
 
-    /// What ties change fingerprints to this source (PostgreSQL: cluster, timeline, database
-    /// and transaction-id epoch; MariaDB: server id, host, port and data directory): a
-    /// fingerprint taken under another identity is never compared. `None` where the engine
-    /// has no fingerprints (MySQL, SQLite) or the user may not read what they are made of.
+    /// What ties change fingerprints to this source (PostgreSQL: cluster, timeline, database,
+    /// transaction-id epoch and the server's start and last crash recovery; MariaDB: server
+    /// id, host, port and data directory): a fingerprint taken under another identity is
+    /// never compared. `None` where the engine has no fingerprints (MySQL, SQLite) or the user
+    /// may not read what they are made of.
     pub fn change_identity(&self) -> Option<&str> {
         self.change_identity.as_deref()
+    }
+
+    /// PostgreSQL: the WAL position of the snapshot, in bytes. Within one identity it only
+    /// grows; a snapshot whose position is behind its parent's does not trust the parent.
+    pub fn change_position(&self) -> Option<u64> {
+        self.change_position
     }
 
     /// MariaDB: the change fingerprint of a whole table, the same for each of its key ranges

@@ -8,6 +8,9 @@
 //!
 //! [repositories.nightly]
 //! path = "/var/backups/shop"
+//!
+//! [backup]
+//! full_every = "7d"
 //! ```
 
 use std::collections::BTreeMap;
@@ -22,6 +25,16 @@ pub struct Config {
     pub databases: BTreeMap<String, DatabaseEntry>,
     #[serde(default)]
     pub repositories: BTreeMap<String, RepositoryEntry>,
+    #[serde(default)]
+    pub backup: BackupSection,
+}
+
+/// `[backup]`: defaults of `upkeep backup` that the command line overrides.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupSection {
+    /// `--full-every`, as `7d`, `36h`…
+    pub full_every: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

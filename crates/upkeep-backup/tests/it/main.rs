@@ -5,6 +5,7 @@ mod corruption;
 mod dedup;
 mod retention;
 mod roundtrip;
+mod stale;
 mod unchanged;
 
 use std::path::Path;

@@ -157,62 +157,108 @@ pub(crate) async fn change_threshold(conn: &mut MySqlConnection) -> Option<(Stri
 }
 
 /// Each InnoDB table's change fingerprint, read once the snapshot has started:
+/// `table id.tablespace.stamp` for a table stamped before `threshold` (see
+/// [`change_threshold`]). Any commit after the snapshot stamps the table at or after the
+/// threshold, and a truncate or rebuild gives it a new table id.
 ///
-/// - `table id.tablespace.stamp` for a table stamped before `threshold` (see
-///   [`change_threshold`]): any commit after the snapshot stamps it at or after the
-///   threshold, and a truncate or rebuild gives it a new table id.
-/// - `table id.tablespace.unstamped.server start` for a table not stamped since it was loaded
-///   into InnoDB's dictionary (no `UPDATE_TIME`: since the server started, or since a rebuild,
-///   which also gives a new id). Its first change stamps it; the stamp is lost again only on
-///   a restart (a new start time) or when InnoDB evicts the table from its dictionary, which
-///   it does only while it holds more tables than `table_definition_cache`: so these are
-///   given only while the server has fewer than half that many InnoDB tables. (The start
-///   time is exact: `Uptime` counts from the statement's own start.)
+/// A table without a stamp gets none and is read: InnoDB keeps stamps in memory only and
+/// forgets them on a restart and when it evicts the table from its dictionary (more open
+/// tables than `table_definition_cache`, `FLUSH TABLES`), so "no stamp" cannot tell "not
+/// changed" from "changed, then forgotten". A table stamped later, partitioned, or in another
+/// engine has none either.
 ///
-/// A table stamped later, partitioned, or in another engine has none and is always read.
+/// Tables are matched to InnoDB's dictionary (`INNODB_SYS_TABLES.NAME`, `db/table` in the
+/// server's filename encoding) by their exact encoded names, compared byte for byte here:
+/// the server compares names without regard to case, so a join there gives `Foo` the id of
+/// `foo`. A name outside ASCII gets no fingerprint (see [`innodb_name`]).
 pub(crate) async fn table_fingerprints(
     conn: &mut MySqlConnection,
     threshold: i64,
 ) -> Option<std::collections::HashMap<String, String>> {
-    let row = conn
-        .fetch_one(
-            "SELECT UNIX_TIMESTAMP() - g.VARIABLE_VALUE, g.VARIABLE_VALUE >= 2 \
-                 AND (SELECT COUNT(*) FROM information_schema.INNODB_SYS_TABLES) \
-                     < @@table_definition_cache / 2 \
-             FROM information_schema.GLOBAL_STATUS g WHERE g.VARIABLE_NAME = 'UPTIME'",
-        )
-        .await
-        .ok()?;
-    let started = read::text(&row, 0)?;
-    let unstamped_trusted = read::text(&row, 1).as_deref() == Some("1");
-    let rows = conn
+    let stamps = conn
         .fetch_all(
-            "SELECT t.TABLE_NAME, s.TABLE_ID, s.SPACE, UNIX_TIMESTAMP(t.UPDATE_TIME) \
-             FROM information_schema.TABLES t \
-             JOIN information_schema.INNODB_SYS_TABLES s \
-               ON s.NAME = CONCAT(t.TABLE_SCHEMA, '/', t.TABLE_NAME) \
-             WHERE t.TABLE_SCHEMA = DATABASE() AND t.ENGINE = 'InnoDB'",
+            "SELECT TABLE_SCHEMA, TABLE_NAME, UNIX_TIMESTAMP(UPDATE_TIME) \
+             FROM information_schema.TABLES \
+             WHERE TABLE_SCHEMA = DATABASE() AND ENGINE = 'InnoDB' AND TABLE_TYPE = 'BASE TABLE'",
         )
         .await
         .ok()?;
+    let database = conn
+        .fetch_one("SELECT DATABASE()")
+        .await
+        .ok()
+        .and_then(|r| read::text(&r, 0))?;
+    let Some(prefix) = innodb_name(&database).map(|d| format!("{d}/")) else {
+        return Some(std::collections::HashMap::new());
+    };
+    // LIKE only narrows the rows (it ignores case, and `_` matches any character): the
+    // names are compared exactly below.
+    let like = crate::quote::literal(upkeep_core::Engine::Mysql, &format!("{prefix}%"));
+    let ids: std::collections::HashMap<String, (String, String)> = conn
+        .fetch_all(
+            format!(
+                "SELECT NAME, TABLE_ID, SPACE FROM information_schema.INNODB_SYS_TABLES \
+                 WHERE NAME LIKE {like}"
+            )
+            .as_str(),
+        )
+        .await
+        .ok()?
+        .iter()
+        .filter_map(|r| Some((read::text(r, 0)?, (read::text(r, 1)?, read::text(r, 2)?))))
+        .collect();
     let mut out = std::collections::HashMap::new();
-    for row in rows {
-        let (Some(name), Some(id), Some(space)) = (
+    for row in stamps {
+        let (Some(schema), Some(name), Some(stamp)) = (
             read::text(&row, 0),
             read::text(&row, 1),
-            read::text(&row, 2),
+            read::text(&row, 2).and_then(|s| s.parse::<i64>().ok()),
         ) else {
             continue;
         };
-        match read::text(&row, 3).map(|s| s.parse::<i64>()) {
-            Some(Ok(stamp)) if stamp < threshold => {
-                out.insert(name, format!("{id}.{space}.{stamp}"));
-            }
-            None if unstamped_trusted => {
-                out.insert(name, format!("{id}.{space}.unstamped.{started}"));
-            }
-            _ => {}
+        if schema != database || stamp >= threshold {
+            continue;
+        }
+        let Some(encoded) = innodb_name(&name) else {
+            continue;
+        };
+        if let Some((id, space)) = ids.get(&format!("{prefix}{encoded}")) {
+            out.insert(name, format!("{id}.{space}.{stamp}"));
         }
     }
     Some(out)
+}
+
+/// A database or table name as InnoDB's dictionary spells it: the server's filename
+/// encoding, which keeps ASCII letters, digits and `_` and writes every other ASCII
+/// character as `@` and four lowercase hex digits (`a b` → `a@0020b`, `a@b` → `a@0040b`).
+/// `None` outside ASCII, where the encoding uses tables of its own: such tables are read.
+pub(crate) fn innodb_name(name: &str) -> Option<String> {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        if !c.is_ascii() {
+            return None;
+        }
+        if c.is_ascii_alphanumeric() || c == '_' {
+            out.push(c);
+        } else {
+            out.push_str(&format!("@{:04x}", u32::from(c)));
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn innodb_names_use_the_filename_encoding() {
+        assert_eq!(super::innodb_name("Foo_1").as_deref(), Some("Foo_1"));
+        assert_eq!(super::innodb_name("a b").as_deref(), Some("a@0020b"));
+        assert_eq!(
+            super::innodb_name("a@0020b").as_deref(),
+            Some("a@00400020b")
+        );
+        assert_eq!(super::innodb_name("my-app").as_deref(), Some("my@002dapp"));
+        assert_eq!(super::innodb_name("caf\u{e9}"), None);
+    }
 }

@@ -106,31 +106,65 @@ pub(crate) async fn close(conn: PgConnection) {
     let _ = conn.close().await;
 }
 
-/// What must be the same for two snapshots' change fingerprints to be compared: the cluster
-/// (its system identifier), its timeline (a point-in-time recovery starts a new one and hands
-/// out transaction ids again), the database, and the transaction-id epoch in units of 2^30
-/// (ids wrap around after 2^32; within one unit no id is handed out twice). `None` when the
-/// role may not read the control data, or before PostgreSQL 13 (no `hashtidextended`).
+/// What must be the same for two snapshots' change fingerprints to be compared, and the WAL
+/// position of this one (which must not be behind the other's).
+///
+/// The identity names the cluster (its system identifier), its timeline (a point-in-time
+/// recovery starts a new one), the database, the transaction-id epoch in units of 2^30 (ids
+/// wrap around after 2^32; within one unit no id is handed out twice), and the server's
+/// incarnation: when the postmaster started and when the shared statistics were last reset
+/// (`pg_stat_bgwriter.stats_reset`). A cluster set back (a base backup or a copy of the data
+/// directory put back, commits lost in a crash with `synchronous_commit = off`) hands out
+/// the same transaction ids again, and the same change on the same page then writes the
+/// same `(ctid, xmin)`: each of these needs a start (a new start time) or a crash recovery,
+/// which a backend's crash runs without restarting the postmaster but which discards the
+/// statistics (a new reset time). So fingerprints are compared only between snapshots of one
+/// uninterrupted run of the server.
+///
+/// `None` when the role may not read the control data, or before PostgreSQL 13 (no
+/// `hashtidextended`).
 pub(crate) async fn change_identity(
     conn: &mut PgConnection,
     target: &Target,
-) -> Result<Option<String>, DbError> {
+) -> Result<Option<(String, u64)>, DbError> {
+    let context = "reading the cluster's identity";
     // The CASE keeps a refused function call, which would abort the snapshot's transaction,
     // from running.
     let row = sqlx::query(
         "SELECT CASE WHEN to_regprocedure('hashtidextended(tid, bigint)') IS NOT NULL \
            AND has_function_privilege('pg_control_system()', 'EXECUTE') \
            AND has_function_privilege('pg_control_checkpoint()', 'EXECUTE') THEN \
-           (SELECT format('pg/%s/%s/%s/%s', s.system_identifier, c.timeline_id, d.oid, \
-                          txid_snapshot_xmax(txid_current_snapshot()) >> 30) \
-            FROM pg_control_system() s, pg_control_checkpoint() c, pg_database d \
+           (SELECT format('pg/%s/%s/%s/%s/%s/%s', s.system_identifier, c.timeline_id, d.oid, \
+                          txid_snapshot_xmax(txid_current_snapshot()) >> 30, \
+                          (extract(epoch FROM pg_postmaster_start_time()) * 1e6)::int8, \
+                          coalesce((extract(epoch FROM b.stats_reset) * 1e6)::int8::text, '-')) \
+            FROM pg_control_system() s, pg_control_checkpoint() c, pg_database d, \
+                 pg_stat_bgwriter b \
             WHERE d.datname = current_database()) END",
     )
     .fetch_one(&mut *conn)
     .await
-    .map_err(err(target, "reading the cluster's identity"))?;
-    row.try_get::<Option<String>, _>(0)
-        .map_err(err(target, "reading the cluster's identity"))
+    .map_err(err(target, context))?;
+    let Some(identity) = row
+        .try_get::<Option<String>, _>(0)
+        .map_err(err(target, context))?
+    else {
+        return Ok(None);
+    };
+    // A separate query: before PostgreSQL 10 these functions had other names, and a query
+    // naming them would not parse (the CASE above has already returned None there).
+    let row = sqlx::query(
+        "SELECT (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() \
+                 ELSE pg_current_wal_insert_lsn() END - '0/0'::pg_lsn)::text",
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(err(target, context))?;
+    let position = row
+        .try_get::<Option<String>, _>(0)
+        .map_err(err(target, context))?
+        .and_then(|p| p.parse::<u64>().ok());
+    Ok(position.map(|p| (identity, p)))
 }
 
 /// The change fingerprint of the rows of `table` after `tail` (a `WHERE`), computed by the

@@ -81,6 +81,10 @@ pub struct BackupArgs {
     /// Read every key range again, even those unchanged since the last snapshot.
     #[arg(long)]
     pub force: bool,
+    /// Read everything when the rows taken from earlier snapshots were read longer ago than
+    /// this (default 7d, or [backup] full_every in upkeep.toml); 0 reads everything always.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub full_every: Option<std::time::Duration>,
     /// Also write the summary in Prometheus text format (node_exporter's textfile collector),
     /// on success and on failure.
     #[arg(long, value_name = "PATH")]
@@ -106,6 +110,12 @@ pub async fn backup(args: BackupArgs, ctx: &Context) -> Result<u8, Failure> {
         options.tags = args.tags;
         options.zstd_level = args.zstd_level;
         options.force = args.force;
+        options.full_every = match (args.full_every, &cfg.backup.full_every) {
+            (Some(d), _) => d,
+            (None, Some(text)) => parse_duration(text)
+                .map_err(|e| usage(anyhow::anyhow!("[backup] full_every in upkeep.toml: {e}")))?,
+            (None, None) => upkeep_backup::DEFAULT_FULL_EVERY,
+        };
         Ok::<_, Failure>(
             upkeep_backup::backup(
                 options,
@@ -133,6 +143,15 @@ pub async fn backup(args: BackupArgs, ctx: &Context) -> Result<u8, Failure> {
     Ok(exit::OK)
 }
 
+/// `7d`, `36h`, `90m`, `0`: humantime's durations.
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    if text.trim() == "0" {
+        return Ok(std::time::Duration::ZERO);
+    }
+    humantime::parse_duration(text.trim())
+        .map_err(|e| format!("{text:?} is not a duration such as 7d, 36h or 90m: {e}"))
+}
+
 fn backup_text(r: &BackupReport) -> String {
     let mut rows = vec![vec![
         "TABLE".into(),
@@ -157,8 +176,13 @@ fn backup_text(r: &BackupReport) -> String {
         ),
         _ => String::new(),
     };
+    let full = match &r.full_read_reason {
+        Some(reason) => format!("every range read: {reason}\n"),
+        None => format!("last full read: {}\n", r.last_full_read_at),
+    };
     printer::columns(&rows, &[1, 2])
         + &unchanged
+        + &full
         + &format!(
             "snapshot {} of {} in {}: {} rows, {} read, {} new chunks of {} stored ({} bytes), {:.2} s\n",
             r.snapshot,
