@@ -37,6 +37,10 @@ pub struct SnapshotCheck {
     pub ok: bool,
     /// One line per problem: the table, the chunk, what is wrong.
     pub problems: Vec<String>,
+    /// With `--against`: the key ranges whose live rows differ because they changed since
+    /// the snapshot (their change fingerprint changed too); not a problem.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changed_since: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -92,13 +96,22 @@ pub async fn verify(
     let mut snapshots = Vec::new();
     for id in ids {
         let mut problems = Vec::new();
+        let mut changed_since = Vec::new();
         match repo.load_manifest(&id) {
             Err(e @ BackupError::Corrupt { .. }) => problems.push(e.to_string()),
             Err(e) => return Err(e),
             Ok(m) => {
                 check_snapshot(&repo, &m, options.read_data, &mut checks, &mut problems)?;
                 if let Some(target) = &options.against {
-                    compare_live(&m, target, options.jobs, cancel.clone(), &mut problems).await?;
+                    compare_live(
+                        &m,
+                        target,
+                        options.jobs,
+                        cancel.clone(),
+                        &mut problems,
+                        &mut changed_since,
+                    )
+                    .await?;
                 }
             }
         }
@@ -106,6 +119,7 @@ pub async fn verify(
             snapshot: id,
             ok: problems.is_empty(),
             problems,
+            changed_since,
         });
     }
     Ok(VerifyReport {
@@ -224,32 +238,197 @@ fn check_snapshot(
     Ok(())
 }
 
+/// Per (table, range): the digest of the rows read and their change fingerprint.
+#[derive(Default)]
+struct RangeSink {
+    ranges: HashMap<(usize, usize), (Digest, Option<String>)>,
+}
+
+impl upkeep_db::BatchSink for RangeSink {
+    type Error = std::convert::Infallible;
+
+    fn batch(&mut self, task: &upkeep_db::ScanTask, batch: Batch) -> Result<(), Self::Error> {
+        let entry = self.ranges.entry((task.table, task.chunk)).or_default();
+        batch.rows().for_each(|row| entry.0.add_row(row));
+        Ok(())
+    }
+
+    fn chunk_done(
+        &mut self,
+        task: &upkeep_db::ScanTask,
+        _rows: u64,
+        _irregular: u64,
+    ) -> Result<(), Self::Error> {
+        self.ranges.entry((task.table, task.chunk)).or_default();
+        Ok(())
+    }
+
+    fn fingerprint(
+        &mut self,
+        task: &upkeep_db::ScanTask,
+        fingerprint: String,
+        _unchanged: bool,
+    ) -> Result<u64, Self::Error> {
+        self.ranges.entry((task.table, task.chunk)).or_default().1 = Some(fingerprint);
+        Ok(0)
+    }
+}
+
+/// Compares the snapshot with the live database, read in one consistent snapshot of its
+/// own. A table whose key ranges carry change fingerprints under the live server's identity
+/// is compared range by range: a range whose rows differ and whose fingerprint changed was
+/// changed since the snapshot (`changed_since`, not a problem); one whose rows differ while
+/// its fingerprint says nothing changed means the snapshot holds rows the source never had
+/// at that point, a problem. Other tables are compared whole: any difference is a problem.
 async fn compare_live(
     m: &Manifest,
     target: &Target,
     jobs: usize,
     cancel: CancellationToken,
     problems: &mut Vec<String>,
+    changed_since: &mut Vec<String>,
 ) -> Result<(), BackupError> {
+    let mut snapshot = upkeep_db::Snapshot::open_fingerprinted(target, jobs).await?;
+    let result = compare_in(m, &mut snapshot, cancel, problems, changed_since).await;
+    snapshot.close().await;
+    result
+}
+
+async fn compare_in(
+    m: &Manifest,
+    snapshot: &mut upkeep_db::Snapshot,
+    cancel: CancellationToken,
+    problems: &mut Vec<String>,
+    changed_since: &mut Vec<String>,
+) -> Result<(), BackupError> {
+    let identity = snapshot.change_identity().map(|i| format!("{i}/"));
     let mut entries = Vec::with_capacity(m.tables.len());
     let mut tables = Vec::with_capacity(m.tables.len());
+    let mut given = Vec::with_capacity(m.tables.len());
     for t in &m.tables {
-        match m.schema.table(&t.name) {
-            Some(schema) => {
-                entries.push(t);
-                tables.push(schema.clone());
-            }
-            None => problems.push(format!(
+        // A partitioned table stored as its partitions is their sum, compared through them.
+        if !t.partitions.is_empty() {
+            continue;
+        }
+        let Some(model) = m.schema.table(&t.name) else {
+            problems.push(format!(
                 "table {}: the snapshot has no schema for it",
                 t.name
-            )),
-        }
-    }
-    let digests = upkeep_db::digest_tables(target, tables, jobs, cancel).await?;
-    for (t, d) in entries.into_iter().zip(digests) {
-        if d != t.digest {
+            ));
+            continue;
+        };
+        let Some(live) = snapshot.schema().table(&t.name) else {
+            problems.push(format!("table {}: missing from the live database", t.name));
+            continue;
+        };
+        let columns = |t: &upkeep_core::Table| -> Vec<(String, upkeep_core::LogicalType)> {
+            t.columns
+                .iter()
+                .map(|c| (c.name.clone(), c.logical.clone()))
+                .collect()
+        };
+        if columns(live) != columns(model) {
+            let names = |t: &upkeep_core::Table| {
+                t.columns
+                    .iter()
+                    .map(|c| format!("{} {}", c.name, c.logical))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
             problems.push(format!(
-                "table {}: the live database digests to {d}, the snapshot to {}",
+                "table {}: its columns differ: the snapshot has ({}), the live database ({})",
+                t.name,
+                names(model),
+                names(live)
+            ));
+            continue;
+        }
+        let comparable = identity.as_ref().is_some_and(|i| {
+            !t.segments.is_empty() && t.segments.iter().all(|s| s.fingerprint.starts_with(i))
+        });
+        given.push(comparable.then(|| t.segments.iter().map(|s| s.range.clone()).collect()));
+        entries.push(t);
+        tables.push(model.clone());
+    }
+    let planned = snapshot
+        .plan_tasks_given(&tables, upkeep_db::PlanOptions::default(), &given)
+        .await?;
+    let sinks = (0..snapshot.workers())
+        .map(|_| RangeSink::default())
+        .collect();
+    let options = upkeep_db::ScanOptions {
+        fingerprints: identity.is_some(),
+        ..upkeep_db::ScanOptions::default()
+    };
+    let sinks = upkeep_db::scan(
+        snapshot,
+        std::sync::Arc::new(tables),
+        planned.tasks,
+        sinks,
+        options,
+        std::sync::Arc::new(upkeep_core::NoProgress),
+        cancel,
+    )
+    .await
+    .map_err(|e| match e {
+        upkeep_db::ScanError::Db(e) => BackupError::Db(e),
+        upkeep_db::ScanError::Sink(never) => match never {},
+    })?;
+    let mut ranges = HashMap::new();
+    for sink in sinks {
+        ranges.extend(sink.ranges);
+    }
+    let mut live_digests: HashMap<&upkeep_core::TableName, Digest> = HashMap::new();
+    for (ti, t) in entries.iter().enumerate() {
+        let mut whole = Digest::default();
+        let count = planned.ranges[ti].len();
+        for ci in 0..count {
+            let (digest, fingerprint) = ranges.remove(&(ti, ci)).unwrap_or_default();
+            whole.merge(&digest);
+            if given[ti].is_none() {
+                continue;
+            }
+            let segment = &t.segments[ci];
+            if digest == segment.digest {
+                continue;
+            }
+            let range = format!("table {} key range {}", t.name, segment.range);
+            if fingerprint.as_deref() == Some(segment.fingerprint.as_str()) {
+                problems.push(format!(
+                    "{range}: the live rows digest to {digest}, the snapshot's to {}, though \
+                     the change fingerprint says they did not change: the snapshot is stale \
+                     (back up with --force)",
+                    segment.digest
+                ));
+            } else {
+                changed_since.push(range);
+            }
+        }
+        if given[ti].is_none() && whole != t.digest {
+            problems.push(format!(
+                "table {}: the live database digests to {whole}, the snapshot to {}",
+                t.name, t.digest
+            ));
+        }
+        live_digests.insert(&t.name, whole);
+    }
+    // Partitioned tables: the sum of their partitions, as the manifest holds them.
+    for t in m.tables.iter().filter(|t| !t.partitions.is_empty()) {
+        let mut sum = Digest::default();
+        for p in &t.partitions {
+            if let Some(d) = live_digests.get(p) {
+                sum.merge(d);
+            }
+        }
+        let changed = t.partitions.iter().any(|p| {
+            changed_since
+                .iter()
+                .any(|c| c.starts_with(&format!("table {p} ")))
+        });
+        if sum != t.digest && !changed {
+            problems.push(format!(
+                "table {}: its partitions digest to {sum} in the live database, the snapshot \
+                 to {}",
                 t.name, t.digest
             ));
         }

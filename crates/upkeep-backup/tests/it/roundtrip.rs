@@ -462,6 +462,20 @@ async fn sqlite_verify_against_a_live_database_names_changed_tables() {
         problems.contains("Genre") && !problems.contains("Track"),
         "{problems}"
     );
+    // A table whose columns changed is a difference too, named, not an error; a dropped one
+    // is named as missing.
+    db.execute("ALTER TABLE MediaType ADD COLUMN Note text; DROP TABLE Playlisttrack;")
+        .await;
+    let altered = upkeep_backup::verify(options(db.target.clone()), Default::default())
+        .await
+        .unwrap();
+    let problems = altered.snapshots[0].problems.join("\n");
+    assert!(
+        problems.contains("table MediaType: its columns differ")
+            && problems.contains("Note")
+            && problems.contains("table PlaylistTrack: missing"),
+        "{problems}"
+    );
 }
 
 #[tokio::test]

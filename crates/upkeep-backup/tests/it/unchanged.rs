@@ -323,3 +323,37 @@ async fn mariadb_without_the_process_privilege_reads_every_table() {
     assert_eq!(digests(&again), digests(&first));
     db.execute(&format!("DROP USER '{user}'@'%';")).await;
 }
+
+/// Change detection is trusted for `--full-every` at most: past it, a backup reads
+/// everything, and the snapshots after it count from that read.
+#[tokio::test]
+async fn pg_full_every_bounds_the_trust_in_unchanged_ranges() {
+    let db = TestDb::new(Engine::Postgres).await;
+    db.execute(
+        "CREATE TABLE t (id int PRIMARY KEY, v text);
+         INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 5000) g;",
+    )
+    .await;
+    let url = &db.target;
+    let repo = tempfile::tempdir().unwrap();
+    let first = backup_with(url, repo.path(), small).await;
+    assert!(first.full_read_reason.is_some());
+    let second = assert_nothing_read(url, repo.path(), &first).await;
+    assert_eq!(second.full_read_reason, None);
+    assert_eq!(second.last_full_read_at, first.last_full_read_at);
+
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    let expired = backup_with(url, repo.path(), |o| {
+        small(o);
+        o.full_every = std::time::Duration::from_secs(1);
+    })
+    .await;
+    assert_eq!((expired.ranges_unchanged, expired.rows_unchanged), (0, 0));
+    let reason = expired.full_read_reason.clone().unwrap();
+    assert!(reason.contains("older than --full-every 1s"), "{reason}");
+    assert!(expired.last_full_read_at > first.last_full_read_at);
+    assert_eq!(digests(&expired), digests(&first));
+
+    let after = assert_nothing_read(url, repo.path(), &expired).await;
+    assert_eq!(after.last_full_read_at, expired.last_full_read_at);
+}

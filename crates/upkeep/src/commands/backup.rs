@@ -443,6 +443,13 @@ fn verify_text(r: &VerifyReport) -> String {
         for p in &s.problems {
             out.push_str(&format!("  {p}\n"));
         }
+        if !s.changed_since.is_empty() {
+            out.push_str(&format!(
+                "  {} key ranges changed since the snapshot (their change fingerprints too): {}\n",
+                s.changed_since.len(),
+                s.changed_since.join("; ")
+            ));
+        }
     }
     out.push_str(&format!(
         "{} snapshots in {}, {} chunks read: {}\n",
