@@ -324,7 +324,7 @@ async fn compare_in(
         let columns = |t: &upkeep_core::Table| -> Vec<(String, upkeep_core::LogicalType)> {
             t.columns
                 .iter()
-                .map(|c| (c.name.clone(), c.logical.clone()))
+                .map(|c| (c.name.clone(), c.logical))
                 .collect()
         };
         if columns(live) != columns(model) {
