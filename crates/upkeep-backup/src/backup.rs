@@ -269,7 +269,7 @@ pub async fn backup(
     let started = Instant::now();
     let started_at = now();
     let repo = Arc::new(Repository::open_or_init(&options.repo, options.zstd_level)?);
-    let _lock = repo.lock(false)?;
+    let lock = repo.lock(false)?;
     let target = &options.target;
     let mut snapshot = Snapshot::open_fingerprinted(target, options.jobs).await?;
     let result = run(
@@ -291,7 +291,10 @@ pub async fn backup(
         ranges_total,
     } = result?;
     // The manifest goes last: a run killed before this line leaves chunks, never a snapshot.
+    // A run whose lock was taken away may have had its new chunks pruned: no snapshot then.
+    lock.check()?;
     repo.put_manifest(&manifest)?;
+    drop(lock);
     let Stats {
         bytes_read,
         bytes_stored,

@@ -24,6 +24,16 @@ pub enum BackupError {
     },
     #[error("repository {location} is locked by {holder}: another backup or prune is running")]
     Locked { location: String, holder: String },
+    #[error(
+        "this run's lock {key} in repository {location} was removed by another run that judged it \
+         stale: stopped without writing anything more; run again"
+    )]
+    LockLost { location: String, key: String },
+    #[error(
+        "repository {location} holds damaged snapshots ({ids}): prune cannot tell which chunks \
+         they need; remove them first (upkeep forget --repo {location} {ids})"
+    )]
+    PruneBlocked { location: String, ids: String },
     #[error("repository is damaged: {what}")]
     Corrupt { what: String },
     #[error("no table in {target} matches the given --tables/--exclude patterns")]

@@ -12,6 +12,9 @@ use crate::BackupError;
 #[derive(Clone, Debug, Default)]
 pub struct ForgetOptions {
     pub repo: std::path::PathBuf,
+    /// Snapshots to remove by id (or unique prefix), damaged ones included, besides what the
+    /// policy removes.
+    pub snapshots: Vec<String>,
     pub keep_last: usize,
     pub keep_daily: usize,
     pub keep_weekly: usize,
@@ -24,32 +27,62 @@ pub struct ForgetOptions {
 pub struct ForgetReport {
     pub keep: Vec<String>,
     pub remove: Vec<String>,
+    /// Snapshots whose manifest cannot be read, with why; kept unless named.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub damaged: Vec<DamagedSnapshot>,
     pub pruned_chunks: u64,
     pub pruned_bytes: u64,
+    /// Leftovers of killed runs removed from `tmp/` by the prune.
+    #[serde(default)]
+    pub pruned_tmp_files: u64,
     pub dry_run: bool,
 }
 
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DamagedSnapshot {
+    pub id: String,
+    pub problem: String,
+}
+
 pub fn forget(options: &ForgetOptions) -> Result<ForgetReport, BackupError> {
-    if options.keep_last + options.keep_daily + options.keep_weekly + options.keep_monthly == 0 {
+    let policy =
+        options.keep_last + options.keep_daily + options.keep_weekly + options.keep_monthly > 0;
+    if !policy && options.snapshots.is_empty() {
         return Err(BackupError::Usage(
-            "no retention policy given: pass at least one of --keep-last, --keep-daily, --keep-weekly, --keep-monthly".into(),
+            "no retention policy and no snapshot given: pass snapshot ids, or at least one of --keep-last, --keep-daily, --keep-weekly, --keep-monthly".into(),
         ));
     }
     let repo = Repository::open(&options.repo)?;
-    let _lock = if options.dry_run {
+    let lock = if options.dry_run {
         None
     } else {
         Some(repo.lock(options.prune)?)
     };
+    let named: HashSet<String> = options
+        .snapshots
+        .iter()
+        .map(|s| repo.resolve(s))
+        .collect::<Result<_, _>>()?;
     // Each manifest is read once: its time for the policy, its chunks for the prune.
     let mut snaps: Vec<(String, DateTime<chrono::FixedOffset>)> = Vec::new();
     let mut chunks_of: HashMap<String, Vec<String>> = HashMap::new();
+    let mut damaged = Vec::new();
     for id in repo.snapshot_ids()? {
-        let m = repo.load_manifest(&id)?;
-        let at =
-            DateTime::parse_from_rfc3339(&m.finished_at).map_err(|e| BackupError::Corrupt {
-                what: format!("snapshot {id} has a bad finished_at: {e}"),
-            })?;
+        let m = match repo.load_manifest(&id) {
+            Ok(m) => m,
+            Err(BackupError::Corrupt { what }) => {
+                damaged.push(DamagedSnapshot { id, problem: what });
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let Ok(at) = DateTime::parse_from_rfc3339(&m.finished_at) else {
+            damaged.push(DamagedSnapshot {
+                problem: format!("snapshot {id} has a bad finished_at: {}", m.finished_at),
+                id,
+            });
+            continue;
+        };
         if options.prune {
             chunks_of.insert(
                 id.clone(),
@@ -64,41 +97,64 @@ pub fn forget(options: &ForgetOptions) -> Result<ForgetReport, BackupError> {
     // Newest first.
     snaps.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| b.0.cmp(&a.0)));
     let mut keep: HashSet<&str> = HashSet::new();
-    for (id, _) in snaps.iter().take(options.keep_last) {
-        keep.insert(id);
-    }
-    let mut bucketed = |n: usize, key: &dyn Fn(&DateTime<chrono::FixedOffset>) -> String| {
-        let mut seen: Vec<String> = Vec::new();
-        for (id, at) in &snaps {
-            let k = key(at);
-            if seen.len() >= n {
-                break;
-            }
-            if !seen.contains(&k) {
-                seen.push(k);
-                keep.insert(id);
-            }
+    if policy {
+        for (id, _) in snaps.iter().take(options.keep_last) {
+            keep.insert(id);
         }
-    };
-    bucketed(options.keep_daily, &|t| t.format("%Y-%m-%d").to_string());
-    bucketed(options.keep_weekly, &|t| {
-        let w = t.iso_week();
-        format!("{}-W{}", w.year(), w.week())
-    });
-    bucketed(options.keep_monthly, &|t| t.format("%Y-%m").to_string());
-    let (kept, removed): (Vec<_>, Vec<_>) = snaps
+        let mut bucketed = |n: usize, key: &dyn Fn(&DateTime<chrono::FixedOffset>) -> String| {
+            let mut seen: Vec<String> = Vec::new();
+            for (id, at) in &snaps {
+                let k = key(at);
+                if seen.len() >= n {
+                    break;
+                }
+                if !seen.contains(&k) {
+                    seen.push(k);
+                    keep.insert(id);
+                }
+            }
+        };
+        bucketed(options.keep_daily, &|t| t.format("%Y-%m-%d").to_string());
+        bucketed(options.keep_weekly, &|t| {
+            let w = t.iso_week();
+            format!("{}-W{}", w.year(), w.week())
+        });
+        bucketed(options.keep_monthly, &|t| t.format("%Y-%m").to_string());
+    } else {
+        // Only the named snapshots go.
+        keep.extend(snaps.iter().map(|(id, _)| id.as_str()));
+    }
+    let (kept, mut removed): (Vec<_>, Vec<_>) = snaps
         .iter()
         .map(|(id, _)| id.clone())
-        .partition(|id| keep.contains(id.as_str()));
+        .partition(|id| keep.contains(id.as_str()) && !named.contains(id));
+    let (damaged_named, damaged): (Vec<_>, Vec<_>) =
+        damaged.into_iter().partition(|d| named.contains(&d.id));
+    removed.extend(damaged_named.into_iter().map(|d| d.id));
 
     let mut report = ForgetReport {
         keep: kept,
         remove: removed,
+        damaged,
         pruned_chunks: 0,
         pruned_bytes: 0,
+        pruned_tmp_files: 0,
         dry_run: options.dry_run,
     };
-    if !options.dry_run {
+    if options.prune && !report.damaged.is_empty() {
+        // Their chunks cannot be told: a prune would delete what they may still need.
+        return Err(BackupError::PruneBlocked {
+            location: repo.location(),
+            ids: report
+                .damaged
+                .iter()
+                .map(|d| d.id.as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
+        });
+    }
+    if let Some(lock) = &lock {
+        lock.check()?;
         for id in &report.remove {
             repo.delete_manifest(id)?;
         }
@@ -110,14 +166,24 @@ pub fn forget(options: &ForgetOptions) -> Result<ForgetReport, BackupError> {
             .filter_map(|id| chunks_of.get(id))
             .flatten()
             .collect();
+        let mut since_check = 0;
         for id in repo.list_chunks()? {
             if !referenced.contains(&id) {
                 report.pruned_chunks += 1;
                 report.pruned_bytes += repo.chunk_size(&id)?;
-                if !options.dry_run {
+                if let Some(lock) = &lock {
+                    // A prune whose lock was taken away stops: a backup may be running.
+                    since_check += 1;
+                    if since_check >= 1000 {
+                        lock.check()?;
+                        since_check = 0;
+                    }
                     repo.delete_chunk(&id)?;
                 }
             }
+        }
+        if let Some(lock) = &lock {
+            report.pruned_tmp_files = repo.clean_tmp(lock)?;
         }
     }
     Ok(report)

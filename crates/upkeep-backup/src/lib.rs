@@ -32,8 +32,11 @@ mod verify;
 
 pub use backup::{backup, BackupOptions, BackupReport, TableBackup, DEFAULT_FULL_EVERY};
 pub use error::BackupError;
-pub use forget::{forget, ForgetOptions, ForgetReport};
+pub use forget::{forget, DamagedSnapshot, ForgetOptions, ForgetReport};
 pub use manifest::{ChunkRef, Manifest, TableEntry, MANIFEST_FORMAT, MANIFEST_VERSION};
-pub use repo::{chunk_id, Backend, LocalBackend, RepoConfig, RepoLock, Repository};
+pub use repo::{
+    chunk_id, Backend, LocalBackend, LockInfo, RepoConfig, RepoLock, Repository, LOCK_REFRESH,
+    LOCK_STALE_AFTER,
+};
 pub use restore::{restore, RestoreOptions, RestoreReport, SchemaMode, TableRestore};
 pub use verify::{list_snapshots, verify, SnapshotSummary, VerifyOptions, VerifyReport};

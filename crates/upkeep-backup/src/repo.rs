@@ -418,68 +418,278 @@ impl Repository {
     }
 
     /// Takes a lock. A backup takes a shared one; prune an exclusive one. Each refuses while
-    /// the other kind is held, so prune never deletes chunks a running backup relies on.
+    /// the other kind is held and live, so prune never deletes chunks a running backup relies
+    /// on. The lock is refreshed while it is held (see [`LockInfo`]).
     pub fn lock(&self, exclusive: bool) -> Result<RepoLock, BackupError> {
         let io = |e| BackupError::io(self.location(), e);
-        let name = format!(
-            "locks/{}-{}-{:08x}.lock",
+        let info = LockInfo::mine(exclusive);
+        let key = format!(
+            "locks/{}-{}.lock",
             if exclusive { "exclusive" } else { "shared" },
-            std::process::id(),
-            rand::random::<u32>()
+            info.id
         );
-        let body = format!(
-            "{{\"pid\":{},\"exclusive\":{exclusive}}}",
-            std::process::id()
-        );
-        self.backend
-            .create_new(&name, body.as_bytes())
-            .map_err(io)?;
-        let lock = RepoLock {
-            backend: self.backend.clone(),
-            key: name.clone(),
-        };
-        let others = self.backend.list("locks/").map_err(io)?;
-        for other in others.iter().filter(|k| **k != name) {
+        self.backend.create_new(&key, &info.to_json()).map_err(io)?;
+        let lock = RepoLock::hold(self.backend.clone(), key.clone(), info);
+        for other in self.backend.list("locks/").map_err(io)? {
+            if other == key {
+                continue;
+            }
             let other_exclusive = other.starts_with("locks/exclusive-");
-            if (exclusive || other_exclusive) && lock_is_live(&self.backend, other) {
+            if (exclusive || other_exclusive) && lock_is_live(&self.backend, &other) {
+                let holder = self
+                    .backend
+                    .get(&other)
+                    .ok()
+                    .and_then(|raw| serde_json::from_slice::<LockInfo>(&raw).ok())
+                    .map_or_else(|| other.clone(), |i| i.describe());
                 return Err(BackupError::Locked {
                     location: self.location(),
-                    holder: other.clone(),
+                    holder,
                 });
             }
         }
         Ok(lock)
     }
-}
 
-/// A lock whose owner process is gone (killed) is stale: it blocks nobody.
-fn lock_is_live(backend: &Arc<dyn Backend>, key: &str) -> bool {
-    let pid = key
-        .strip_prefix("locks/")
-        .and_then(|n| n.split('-').nth(1))
-        .and_then(|p| p.parse::<u32>().ok());
-    match pid {
-        Some(pid) if Path::new("/proc").exists() => {
-            let live = Path::new(&format!("/proc/{pid}")).exists();
-            if !live {
-                let _ = backend.delete(key);
-            }
-            live
+    /// Deletes what killed runs left in `tmp/` (objects written but never renamed into
+    /// place). Only while holding the exclusive lock: no other run is writing. Returns how
+    /// many files went.
+    pub fn clean_tmp(&self, _exclusive: &RepoLock) -> Result<u64, BackupError> {
+        let keys = self
+            .backend
+            .list("tmp/")
+            .map_err(|e| BackupError::io(self.location(), e))?;
+        for key in &keys {
+            self.backend
+                .delete(key)
+                .map_err(|e| BackupError::io(self.location(), e))?;
         }
-        _ => true,
+        Ok(keys.len() as u64)
     }
 }
 
-/// Held while a backup or prune runs; released on drop.
+/// How often a held lock is rewritten with a new `refreshed` time.
+pub const LOCK_REFRESH: std::time::Duration = std::time::Duration::from_secs(5 * 60);
+/// How long a lock of another machine (or PID namespace) may go unrefreshed before it counts
+/// as stale: its holder has died, or lost the repository, long ago.
+pub const LOCK_STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
+/// What a lock file says of its holder. On the holder's own machine and PID namespace, a lock
+/// whose process is gone (or is another process with the same id) is stale at once;
+/// elsewhere (another host, another container sharing the volume) only once it has gone
+/// unrefreshed for [`LOCK_STALE_AFTER`]: a process id means nothing there.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LockInfo {
+    pub id: String,
+    pub exclusive: bool,
+    pub hostname: String,
+    pub pid: u32,
+    /// `/proc/self/ns/pid` of the holder (`pid:[4026531836]`): process ids are its own.
+    #[serde(default)]
+    pub pid_namespace: Option<String>,
+    /// The kernel's boot id: process ids are reused across boots.
+    #[serde(default)]
+    pub boot_id: Option<String>,
+    /// The holder's start time in clock ticks since boot (`/proc/PID/stat`), which a later
+    /// process reusing the id does not share.
+    #[serde(default)]
+    pub process_start: Option<u64>,
+    pub created: String,
+    pub refreshed: String,
+}
+
+fn read_trimmed(path: &str) -> Option<String> {
+    std::fs::read_to_string(path)
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+}
+
+/// Field 22 of `/proc/PID/stat`: when the process started, in clock ticks since boot.
+fn process_start(pid: &str) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+impl LockInfo {
+    fn mine(exclusive: bool) -> Self {
+        let now = now_rfc3339();
+        Self {
+            id: format!("{:016x}", rand::random::<u64>()),
+            exclusive,
+            hostname: read_trimmed("/proc/sys/kernel/hostname")
+                .or_else(|| std::env::var("HOSTNAME").ok())
+                .unwrap_or_else(|| "unknown".into()),
+            pid: std::process::id(),
+            pid_namespace: std::fs::read_link("/proc/self/ns/pid")
+                .ok()
+                .map(|p| p.display().to_string()),
+            boot_id: read_trimmed("/proc/sys/kernel/random/boot_id"),
+            process_start: process_start("self"),
+            created: now.clone(),
+            refreshed: now,
+        }
+    }
+
+    fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec_pretty(self).expect("a lock serializes")
+    }
+
+    /// Whether the holder is known to be on this machine, in this PID namespace, since this
+    /// boot: then its process can be looked up.
+    fn is_local(&self) -> bool {
+        let me = Self::mine(false);
+        self.hostname == me.hostname
+            && self.pid_namespace.is_some()
+            && self.pid_namespace == me.pid_namespace
+            && self.boot_id.is_some()
+            && self.boot_id == me.boot_id
+    }
+
+    /// Whether the lock still stands for a running holder.
+    fn is_live(&self) -> bool {
+        if self.is_local() {
+            let pid = self.pid.to_string();
+            return process_start(&pid).is_some_and(|start| Some(start) == self.process_start);
+        }
+        let Ok(refreshed) = chrono::DateTime::parse_from_rfc3339(&self.refreshed) else {
+            return true;
+        };
+        let age = chrono::Utc::now().signed_duration_since(refreshed);
+        age.to_std().map_or(true, |age| age <= LOCK_STALE_AFTER)
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{} lock of process {} on {}, created {}, refreshed {}",
+            if self.exclusive {
+                "an exclusive"
+            } else {
+                "a shared"
+            },
+            self.pid,
+            self.hostname,
+            self.created,
+            self.refreshed
+        )
+    }
+}
+
+fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Whether another run's lock still holds; a stale one is deleted. A lock file that cannot
+/// be read as a lock (written by an older upkeep: `{"pid": …}`) is judged by its process on
+/// this machine, as those versions did.
+fn lock_is_live(backend: &Arc<dyn Backend>, key: &str) -> bool {
+    let live = match backend.get(key) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return false,
+        Err(_) => true,
+        Ok(raw) => match serde_json::from_slice::<LockInfo>(&raw) {
+            Ok(info) => info.is_live(),
+            Err(_) => serde_json::from_slice::<serde_json::Value>(&raw)
+                .ok()
+                .and_then(|v| v["pid"].as_u64())
+                .is_none_or(|pid| Path::new(&format!("/proc/{pid}")).exists()),
+        },
+    };
+    if !live {
+        let _ = backend.delete(key);
+    }
+    live
+}
+
+/// Held while a backup or prune runs: a thread rewrites it every [`LOCK_REFRESH`] (or
+/// `UPKEEP_LOCK_REFRESH_SECONDS`), and notices when it is gone; released on drop.
 #[derive(Debug)]
 pub struct RepoLock {
     backend: Arc<dyn Backend>,
     key: String,
+    id: String,
+    lost: Arc<std::sync::atomic::AtomicBool>,
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    refresher: Option<std::thread::JoinHandle<()>>,
+}
+
+impl RepoLock {
+    fn hold(backend: Arc<dyn Backend>, key: String, info: LockInfo) -> Self {
+        let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let every = std::env::var("UPKEEP_LOCK_REFRESH_SECONDS")
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok())
+            .map_or(LOCK_REFRESH, std::time::Duration::from_secs);
+        let id = info.id.clone();
+        let refresher = {
+            let (backend, key, lost) = (backend.clone(), key.clone(), lost.clone());
+            std::thread::Builder::new()
+                .name("upkeep-lock".into())
+                .spawn(move || {
+                    let mut info = info;
+                    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                        stopped.recv_timeout(every)
+                    {
+                        if !still_ours(&backend, &key, &info.id) {
+                            lost.store(true, std::sync::atomic::Ordering::SeqCst);
+                            return;
+                        }
+                        info.refreshed = now_rfc3339();
+                        if backend.put(&key, &info.to_json()).is_err() {
+                            // A failed write is retried at the next refresh; the lock goes
+                            // stale for others only after many.
+                            continue;
+                        }
+                    }
+                })
+                .ok()
+        };
+        Self {
+            backend,
+            key,
+            id,
+            lost,
+            stop: Some(stop),
+            refresher,
+        }
+    }
+
+    /// Fails when the lock is no longer this run's: another run judged it stale and removed
+    /// it, so it may be deleting what this run relies on. A backup checks before writing its
+    /// manifest, a prune before deleting.
+    pub fn check(&self) -> Result<(), BackupError> {
+        if self.lost.load(std::sync::atomic::Ordering::SeqCst)
+            || !still_ours(&self.backend, &self.key, &self.id)
+        {
+            return Err(BackupError::LockLost {
+                location: self.backend.location(),
+                key: self.key.clone(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Whether the lock file at `key` is there and still carries `id`.
+fn still_ours(backend: &Arc<dyn Backend>, key: &str, id: &str) -> bool {
+    match backend.get(key) {
+        Ok(raw) => serde_json::from_slice::<LockInfo>(&raw).is_ok_and(|i| i.id == id),
+        // An unreadable repository is not a lost lock: the next write fails on its own.
+        Err(e) => e.kind() != std::io::ErrorKind::NotFound,
+    }
 }
 
 impl Drop for RepoLock {
     fn drop(&mut self) {
-        let _ = self.backend.delete(&self.key);
+        drop(self.stop.take());
+        if let Some(t) = self.refresher.take() {
+            let _ = t.join();
+        }
+        if still_ours(&self.backend, &self.key, &self.id) {
+            let _ = self.backend.delete(&self.key);
+        }
     }
 }
 
@@ -526,5 +736,98 @@ mod tests {
         std::fs::write(&config, text.replace(Encoding::COLUMNS, "parquet")).unwrap();
         let err = Repository::open(&old).unwrap_err();
         assert!(err.to_string().contains("parquet chunks"), "{err}");
+    }
+
+    /// Writes a lock file as another run would.
+    fn forge(repo: &Repository, name: &str, info: &LockInfo) {
+        repo.backend
+            .put(&format!("locks/{name}.lock"), &info.to_json())
+            .unwrap();
+    }
+
+    fn ago(d: std::time::Duration) -> String {
+        (chrono::Utc::now() - chrono::Duration::from_std(d).unwrap())
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    }
+
+    #[test]
+    fn another_hosts_lock_is_stale_only_once_unrefreshed_for_long() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::open_or_init(dir.path(), 1).unwrap();
+        let mut other = LockInfo::mine(false);
+        other.hostname = "db-backup-2".into();
+        other.pid = 1;
+        other.refreshed = ago(LOCK_STALE_AFTER - std::time::Duration::from_secs(60));
+        forge(&repo, "shared-other", &other);
+        let err = repo.lock(true).unwrap_err();
+        assert!(
+            err.to_string().contains("process 1 on db-backup-2"),
+            "{err}"
+        );
+        // The same lock, unrefreshed for longer: its holder is gone; it is removed.
+        other.refreshed = ago(LOCK_STALE_AFTER + std::time::Duration::from_secs(60));
+        forge(&repo, "shared-other", &other);
+        drop(repo.lock(true).unwrap());
+        assert!(!dir.path().join("locks/shared-other.lock").exists());
+    }
+
+    #[test]
+    fn a_local_lock_is_stale_when_its_process_is_gone_or_another() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::open_or_init(dir.path(), 1).unwrap();
+        // A live process of this machine (this one), freshly refreshed or not.
+        let mut mine = LockInfo::mine(false);
+        mine.refreshed = ago(LOCK_STALE_AFTER * 2);
+        forge(&repo, "shared-live", &mine);
+        assert!(matches!(repo.lock(true), Err(BackupError::Locked { .. })));
+        // The same id, but another process started at another time: a reused pid.
+        mine.process_start = mine.process_start.map(|s| s + 1);
+        mine.refreshed = ago(std::time::Duration::ZERO);
+        forge(&repo, "shared-live", &mine);
+        drop(repo.lock(true).unwrap());
+        // A pid that no process has.
+        let mut dead = LockInfo::mine(false);
+        dead.pid = u32::MAX - 1;
+        forge(&repo, "shared-dead", &dead);
+        drop(repo.lock(true).unwrap());
+        assert_eq!(repo.backend.list("locks/").unwrap(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_held_lock_is_refreshed_and_knows_when_it_is_taken_away() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::open_or_init(dir.path(), 1).unwrap();
+        let info = LockInfo::mine(false);
+        let lock = RepoLock::hold(
+            repo.backend.clone(),
+            "locks/shared-x.lock".into(),
+            info.clone(),
+        );
+        repo.backend
+            .put("locks/shared-x.lock", &info.to_json())
+            .unwrap();
+        lock.check().unwrap();
+        std::fs::remove_file(dir.path().join("locks/shared-x.lock")).unwrap();
+        let err = lock.check().unwrap_err();
+        assert!(
+            err.to_string().contains("was removed by another run"),
+            "{err}"
+        );
+        drop(lock);
+
+        // The refresher rewrites the lock's time (every second here).
+        std::env::set_var("UPKEEP_LOCK_REFRESH_SECONDS", "1");
+        let held = repo.lock(false).unwrap();
+        std::env::remove_var("UPKEEP_LOCK_REFRESH_SECONDS");
+        let key = repo.backend.list("locks/").unwrap().pop().unwrap();
+        let read = || serde_json::from_slice::<LockInfo>(&repo.backend.get(&key).unwrap()).unwrap();
+        let first = read();
+        std::thread::sleep(std::time::Duration::from_millis(2500));
+        let later = read();
+        assert_eq!(later.id, first.id);
+        assert!(later.refreshed > first.refreshed, "{later:?}");
+        held.check().unwrap();
+        drop(held);
+        assert!(repo.backend.list("locks/").unwrap().is_empty());
     }
 }

@@ -47,12 +47,18 @@ pub struct SnapshotCheck {
 pub struct SnapshotSummary {
     pub id: String,
     pub finished_at: String,
-    pub engine: Engine,
+    /// `None` for a damaged snapshot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<Engine>,
     pub source: String,
     pub tables: usize,
     pub rows: u64,
     pub bytes: u64,
     pub tags: Vec<String>,
+    /// Why the manifest cannot be read, for a damaged snapshot (its other fields are empty);
+    /// `upkeep forget ID` removes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub damaged: Option<String>,
 }
 
 /// Every snapshot in the repository, oldest first.
@@ -61,18 +67,30 @@ pub fn list_snapshots(repo: &std::path::Path) -> Result<Vec<SnapshotSummary>, Ba
     let mut ids = repo.snapshot_ids()?;
     ids.sort();
     ids.iter()
-        .map(|id| {
-            let m = repo.load_manifest(id)?;
-            Ok(SnapshotSummary {
+        .map(|id| match repo.load_manifest(id) {
+            Ok(m) => Ok(SnapshotSummary {
                 id: m.id.clone(),
                 finished_at: m.finished_at.clone(),
-                engine: m.engine,
+                engine: Some(m.engine),
                 source: m.source.clone(),
                 tables: m.tables.len(),
                 rows: m.tables.iter().map(|t| t.rows).sum(),
                 bytes: m.tables.iter().map(|t| t.bytes).sum(),
                 tags: m.tags.clone(),
-            })
+                damaged: None,
+            }),
+            Err(BackupError::Corrupt { what }) => Ok(SnapshotSummary {
+                id: id.clone(),
+                finished_at: String::new(),
+                engine: None,
+                source: String::new(),
+                tables: 0,
+                rows: 0,
+                bytes: 0,
+                tags: Vec::new(),
+                damaged: Some(what),
+            }),
+            Err(e) => Err(e),
         })
         .collect()
 }

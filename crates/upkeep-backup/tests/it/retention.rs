@@ -162,3 +162,68 @@ async fn sqlite_a_running_backup_holds_off_a_prune() {
     let copy = TestDb::new(Engine::Sqlite).await;
     assert!(restore(dir.path(), &copy.target, |_| {}).await.verified);
 }
+
+/// A damaged manifest is listed as damaged, does not stop a policy's forget, blocks a prune
+/// (its chunks cannot be told) until it is named and removed; the prune then also clears
+/// what killed runs left in tmp/.
+#[tokio::test]
+async fn sqlite_a_damaged_snapshot_is_listed_and_can_be_forgotten() {
+    let db = TestDb::new(Engine::Sqlite).await;
+    db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT); INSERT INTO t VALUES (1, 'a');")
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let first = backup(&db.target, dir.path()).await;
+    db.execute("INSERT INTO t VALUES (2, 'b');").await;
+    let second = backup(&db.target, dir.path()).await;
+    let path = dir
+        .path()
+        .join(format!("snapshots/{}.json", first.snapshot));
+    std::fs::write(&path, b"{ not json").unwrap();
+    std::fs::create_dir_all(dir.path().join("tmp")).unwrap();
+    std::fs::write(dir.path().join("tmp/12345-deadbeef"), b"half a chunk").unwrap();
+
+    let list = upkeep_backup::list_snapshots(dir.path()).unwrap();
+    assert_eq!(list.len(), 2);
+    assert!(
+        list[0].damaged.as_deref().unwrap().contains("not valid"),
+        "{list:?}"
+    );
+    assert_eq!(list[1].damaged, None);
+    assert_eq!(list[1].rows, 2);
+
+    let policy = ForgetOptions {
+        repo: dir.path().to_owned(),
+        keep_last: 5,
+        ..Default::default()
+    };
+    let kept = upkeep_backup::forget(&policy).unwrap();
+    assert_eq!(kept.keep, [second.snapshot.clone()]);
+    assert_eq!(kept.damaged.len(), 1);
+    let prune = ForgetOptions {
+        prune: true,
+        ..policy.clone()
+    };
+    let err = upkeep_backup::forget(&prune).unwrap_err();
+    assert!(
+        err.to_string().contains(&first.snapshot) && err.to_string().contains("upkeep forget"),
+        "{err}"
+    );
+    assert!(path.exists());
+
+    let named = ForgetOptions {
+        snapshots: vec![first.snapshot[..20].to_owned()],
+        prune: true,
+        ..Default::default()
+    };
+    let named = ForgetOptions {
+        repo: dir.path().to_owned(),
+        ..named
+    };
+    let removed = upkeep_backup::forget(&named).unwrap();
+    assert_eq!(removed.remove, [first.snapshot.clone()]);
+    assert_eq!(removed.keep, [second.snapshot.clone()]);
+    assert_eq!(removed.pruned_tmp_files, 1);
+    assert!(!path.exists());
+    assert!(!dir.path().join("tmp/12345-deadbeef").exists());
+    assert!(crate::verify(dir.path(), true).await.ok);
+}

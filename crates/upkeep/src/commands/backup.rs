@@ -494,6 +494,10 @@ fn snapshots_text(list: &Vec<SnapshotSummary>) -> String {
         "TAGS".into(),
     ]];
     for s in list {
+        if let Some(problem) = &s.damaged {
+            rows.push(vec![s.id.clone(), format!("DAMAGED: {problem}")]);
+            continue;
+        }
         rows.push(vec![
             s.id.clone(),
             s.finished_at.clone(),
@@ -510,10 +514,17 @@ fn snapshots_text(list: &Vec<SnapshotSummary>) -> String {
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
   upkeep forget --repo /var/backups/shop --keep-daily 7 --keep-weekly 4 --keep-monthly 12 --prune
-  upkeep forget --repo nightly --keep-last 3 --dry-run")]
+  upkeep forget --repo nightly --keep-last 3 --dry-run
+  upkeep forget --repo nightly 20261125T030001123Z-1a2b3c4d
+
+A prune refuses while a damaged snapshot (listed by `upkeep snapshots`) remains: its chunks
+cannot be told. Remove it by naming it. The prune also removes what killed runs left in tmp/.")]
 pub struct ForgetArgs {
     #[command(flatten)]
     pub repo: RepoArgs,
+    /// Snapshots to remove (ids or unique prefixes), damaged ones included.
+    #[arg(value_name = "SNAPSHOT")]
+    pub snapshots: Vec<String>,
     #[arg(long, default_value_t = 0)]
     pub keep_last: usize,
     #[arg(long, default_value_t = 0)]
@@ -536,6 +547,7 @@ pub fn forget(args: ForgetArgs) -> Result<u8, Failure> {
     let (_, repo) = args.repo.resolve()?;
     let options = upkeep_backup::ForgetOptions {
         repo,
+        snapshots: args.snapshots,
         keep_last: args.keep_last,
         keep_daily: args.keep_daily,
         keep_weekly: args.keep_weekly,
@@ -557,12 +569,19 @@ fn forget_text(r: &ForgetReport) -> String {
     for id in &r.remove {
         out.push_str(&format!("remove {id}\n"));
     }
+    for d in &r.damaged {
+        out.push_str(&format!(
+            "damaged {}: {} (kept; name it to remove it)\n",
+            d.id, d.problem
+        ));
+    }
     out.push_str(&format!(
-        "{} snapshots kept, {verb} {}; {verb} {} unreferenced chunks ({})\n",
+        "{} snapshots kept, {verb} {}; {verb} {} unreferenced chunks ({}) and {} leftover temporary files\n",
         r.keep.len(),
         r.remove.len(),
         r.pruned_chunks,
-        bytes(r.pruned_bytes)
+        bytes(r.pruned_bytes),
+        r.pruned_tmp_files
     ));
     out
 }

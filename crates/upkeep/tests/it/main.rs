@@ -3,6 +3,7 @@
 mod backup;
 mod cli;
 mod generate;
+mod locks;
 mod memory;
 
 use std::process::{Command, Output};
