@@ -197,7 +197,7 @@ async fn sqlite_a_damaged_snapshot_is_listed_and_can_be_forgotten() {
         ..Default::default()
     };
     let kept = upkeep_backup::forget(&policy).unwrap();
-    assert_eq!(kept.keep, [second.snapshot.clone()]);
+    assert_eq!(kept.keep, vec![second.snapshot.clone()]);
     assert_eq!(kept.damaged.len(), 1);
     let prune = ForgetOptions {
         prune: true,
@@ -220,8 +220,8 @@ async fn sqlite_a_damaged_snapshot_is_listed_and_can_be_forgotten() {
         ..named
     };
     let removed = upkeep_backup::forget(&named).unwrap();
-    assert_eq!(removed.remove, [first.snapshot.clone()]);
-    assert_eq!(removed.keep, [second.snapshot.clone()]);
+    assert_eq!(removed.remove, vec![first.snapshot.clone()]);
+    assert_eq!(removed.keep, vec![second.snapshot.clone()]);
     assert_eq!(removed.pruned_tmp_files, 1);
     assert!(!path.exists());
     assert!(!dir.path().join("tmp/12345-deadbeef").exists());
