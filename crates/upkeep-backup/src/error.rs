@@ -7,7 +7,7 @@ use upkeep_db::{DbError, ErrorKind};
 pub enum BackupError {
     #[error(transparent)]
     Db(#[from] DbError),
-    #[error("repository {location}: {source}")]
+    #[error("repository {location}")]
     Io {
         location: String,
         source: std::io::Error,
@@ -69,6 +69,14 @@ impl BackupError {
                 ErrorKind::Usage
             }
             Self::Cancelled => ErrorKind::Cancelled,
+            Self::Io { source, .. }
+                if matches!(
+                    source.kind(),
+                    std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+                ) =>
+            {
+                ErrorKind::Permission
+            }
             _ => ErrorKind::Failure,
         }
     }

@@ -49,14 +49,33 @@ impl LocalBackend {
 
     fn write_tmp(&self, data: &[u8]) -> std::io::Result<PathBuf> {
         let dir = self.root.join("tmp");
-        std::fs::create_dir_all(&dir)?;
+        private_dir_all(&dir)?;
         let name = format!("{}-{:016x}", std::process::id(), rand::random::<u64>());
         let path = dir.join(name);
-        let mut f = std::fs::File::create(&path)?;
+        let mut f = private_file().create(true).truncate(true).open(&path)?;
         f.write_all(data)?;
         f.sync_all()?;
         Ok(path)
     }
+}
+
+/// Creates a folder and its missing parents readable by the owner only (0700): a repository
+/// holds a customer's rows.
+fn private_dir_all(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// Options that create a file readable by the owner only (0600).
+fn private_file() -> std::fs::OpenOptions {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
 }
 
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
@@ -68,7 +87,7 @@ impl Backend for LocalBackend {
         let tmp = self.write_tmp(data)?;
         let dest = self.path(key);
         let parent = dest.parent().expect("keys have a folder");
-        std::fs::create_dir_all(parent)?;
+        private_dir_all(parent)?;
         if let Err(e) = std::fs::rename(&tmp, &dest) {
             let _ = std::fs::remove_file(&tmp);
             return Err(e);
@@ -78,12 +97,8 @@ impl Backend for LocalBackend {
 
     fn create_new(&self, key: &str, data: &[u8]) -> std::io::Result<bool> {
         let dest = self.path(key);
-        std::fs::create_dir_all(dest.parent().expect("keys have a folder"))?;
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&dest)
-        {
+        private_dir_all(dest.parent().expect("keys have a folder"))?;
+        match private_file().create_new(true).open(&dest) {
             Ok(mut f) => {
                 f.write_all(data)?;
                 f.sync_all()?;
@@ -184,7 +199,7 @@ impl Repository {
                 .map(|mut d| d.next().is_none())
                 .unwrap_or(false);
         if empty {
-            std::fs::create_dir_all(path).map_err(|e| BackupError::io(path.display(), e))?;
+            private_dir_all(path).map_err(|e| BackupError::io(path.display(), e))?;
             let config = RepoConfig {
                 format: FORMAT.into(),
                 version: 1,

@@ -38,7 +38,7 @@ pub use digest::{row_hash, Digest, ParseDigestError, DIGEST_VERSION};
 pub use filter::{TableFilter, Unselected};
 pub use logical::LogicalType;
 pub use progress::{NoProgress, Progress, ProgressEvent};
-pub use redact::redact_url;
+pub use redact::{encode_url_userinfo, redact_url, url_userinfo, UrlUserinfo};
 pub use schema::{
     Check, Column, Engine, ForeignKey, Identity, Index, Key, KeyRange, Schema, Sequence, Table,
     TableKind, TableName, View,

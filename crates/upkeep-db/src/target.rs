@@ -70,6 +70,10 @@ impl Target {
             }
             return Err(DbError::UnknownScheme { target: display });
         }
+        // A password with an unencoded '@', '/' or '?' would otherwise be split off in part
+        // and taken for the host or the database.
+        let encoded = upkeep_core::encode_url_userinfo(raw);
+        let raw = encoded.as_str();
         let mut url = url::Url::parse(raw).map_err(|e| DbError::InvalidUrl {
             target: display.clone(),
             reason: e.to_string(),
@@ -248,6 +252,16 @@ mod tests {
             Target::parse("/tmp/a.txt", None),
             Err(DbError::UnknownScheme { .. })
         ));
+    }
+
+    #[test]
+    fn an_unencoded_password_is_taken_whole() {
+        let t = Target::parse("postgres://app:p@ss/w0rd?x@db1:5433/shop", None).unwrap();
+        assert_eq!(t.display(), "postgres://app:***@db1:5433/shop");
+        assert_eq!(t.database(), Some("shop"));
+        let url = url::Url::parse(t.secret_url()).unwrap();
+        assert_eq!(url.host_str(), Some("db1"));
+        assert_eq!(url.password(), Some("p%40ss%2Fw0rd%3Fx"));
     }
 
     #[test]

@@ -86,7 +86,10 @@ pub fn target(
     password_file: Option<&std::path::Path>,
 ) -> Result<upkeep_db::Target, upkeep_db::DbError> {
     let password = match password_file {
-        Some(path) => Some(upkeep_db::read_password_file(path)?),
+        Some(path) => {
+            crate::secrets::warn_if_readable_by_others(path, "password file");
+            Some(upkeep_db::read_password_file(path)?)
+        }
         None => std::env::var("UPKEEP_PASSWORD")
             .ok()
             .filter(|p| !p.is_empty()),
@@ -178,8 +181,11 @@ pub struct Context {
 }
 
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Parse a copy of the arguments, then overwrite the passwords in the originals.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let cli = Cli::parse_from(args);
     init_logging(&cli.global);
+    crate::secrets::hide_passwords_in_argv();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -70,6 +70,7 @@ pub fn load(explicit: Option<&Path>) -> anyhow::Result<Config> {
     };
     for path in candidates {
         if path.exists() {
+            crate::secrets::warn_if_readable_by_others(&path, "configuration file");
             let text = std::fs::read_to_string(&path)
                 .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
             return toml::from_str(&text).map_err(|e| {

@@ -6,6 +6,7 @@ mod config;
 mod exit;
 mod printer;
 mod progress;
+mod secrets;
 
 fn main() -> std::process::ExitCode {
     cli::main()

@@ -300,8 +300,15 @@ async fn mysql_backup_restore_roundtrip_keeps_data_and_schema() {
          INSERT INTO audit (note) VALUES ('a'), ('b'), ('c');
          DELETE FROM audit WHERE id = 3;
          CREATE TABLE docs (id int PRIMARY KEY, j JSON);
-         INSERT INTO docs VALUES (1, '{\"b\": 1,  \"a\": [1.0, 2e0], \"b\": 3}'), (2, '[ ]'), (3, NULL);",
-        &["SELECT GROUP_CONCAT(COALESCE(j, '-') ORDER BY id SEPARATOR ' | ') FROM docs"],
+         INSERT INTO docs VALUES (1, '{\"b\": 1,  \"a\": [1.0, 2e0], \"b\": 3}'), (2, '[ ]'), (3, NULL);
+         CREATE SEQUENCE invoice_no START WITH 1000 CACHE 10;
+         SELECT NEXTVAL(invoice_no);
+         CREATE TABLE invoices (no bigint NOT NULL DEFAULT NEXTVAL(invoice_no) PRIMARY KEY, v int);
+         INSERT INTO invoices (v) VALUES (1), (2);",
+        &[
+            "SELECT GROUP_CONCAT(COALESCE(j, '-') ORDER BY id SEPARATOR ' | ') FROM docs",
+            "SELECT next_not_cached_value FROM invoice_no",
+        ],
     )
     .await;
 }
@@ -635,11 +642,17 @@ async fn pg_partitioned_tables_are_stored_once() {
                PARTITION BY RANGE (id);
              CREATE TABLE readings_2026_low PARTITION OF readings_2026 FOR VALUES FROM (MINVALUE) TO (2000);
              CREATE TABLE readings_2026_high PARTITION OF readings_2026 FOR VALUES FROM (2000) TO (MAXVALUE);
-             INSERT INTO readings SELECT g, date '2025-06-01' + (g % 400), g / 7.0 FROM generate_series(1, 3000) g;",
+             INSERT INTO readings SELECT g, date '2025-06-01' + (g % 400), g / 7.0 FROM generate_series(1, 3000) g;
+             CREATE FUNCTION readings_check() RETURNS trigger LANGUAGE plpgsql AS
+               $$BEGIN NEW.v := coalesce(NEW.v, 0); RETURN NEW; END$$;
+             CREATE TRIGGER readings_check BEFORE INSERT ON readings
+               FOR EACH ROW EXECUTE FUNCTION readings_check();",
         )
         .await;
     let repo = tempfile::tempdir().unwrap();
     let report = backup(&source.target, repo.path()).await;
+    let triggers = "SELECT string_agg(tgrelid::regclass || ' ' || tgname, ', ' ORDER BY 1) \
+                    FROM pg_trigger WHERE NOT tgisinternal";
     let table = |name: &str| report.tables.iter().find(|t| t.table == name).unwrap();
     for (parent, parts) in [
         ("readings", &["readings_2025", "readings_2026"][..]),
@@ -671,6 +684,13 @@ async fn pg_partitioned_tables_are_stored_once() {
             .find(|t| t.table == "readings")
             .unwrap();
         assert_eq!(parent.restored, Some(table("readings").digest), "{engine}");
+        // The row trigger is created on the parent only, and cloned onto each partition.
+        if engine == Engine::Postgres {
+            assert_eq!(
+                scalar(&copy, triggers).await,
+                scalar(&source, triggers).await
+            );
+        }
     }
 
     // A manifest whose partitioned table does not add up to its partitions is refused.

@@ -28,6 +28,34 @@ pub(crate) async fn native_ddl(
 ) -> Result<NativeDdl, DbError> {
     let e = || err(target, "reading the schema's DDL");
     let mut ddl = NativeDdl::new(Engine::Mysql);
+    if all {
+        // MariaDB sequences, before the tables whose defaults may call NEXTVAL on them; their
+        // positions after the data, as mariadb-dump writes them.
+        let sequences = conn
+            .fetch_all(
+                "SELECT TABLE_NAME FROM information_schema.TABLES \
+                 WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'SEQUENCE' ORDER BY TABLE_NAME",
+            )
+            .await
+            .map_err(e())?;
+        for seq in sequences {
+            let name = quote::ident(Engine::Mysql, &text(&seq, 0).unwrap_or_default());
+            let row = conn
+                .fetch_one(format!("SHOW CREATE SEQUENCE {name}").as_str())
+                .await
+                .map_err(e())?;
+            ddl.pre_data.push(text(&row, 1).unwrap_or_default());
+            let row = conn
+                .fetch_one(format!("SELECT next_not_cached_value FROM {name}").as_str())
+                .await
+                .map_err(e())?;
+            let next = text(&row, 0).unwrap_or_default();
+            if next.parse::<i64>().is_ok() {
+                ddl.post_data
+                    .push(format!("SELECT SETVAL({name}, {next}, 0)"));
+            }
+        }
+    }
     for t in tables {
         let row = conn
             .fetch_one(format!("SHOW CREATE TABLE {}", quote::table(Engine::Mysql, t)).as_str())

@@ -365,8 +365,12 @@ pub(crate) async fn native_ddl(
             }
         }
     }
+    // A partitioned table's row triggers are cloned onto its partitions (a 'P' dependency on
+    // the parent's trigger): created on the parent, they are cloned again.
     let triggers = format!(
-        "SELECT pg_get_triggerdef(t.oid) FROM pg_trigger t WHERE t.tgrelid IN ({oid_list}) AND NOT t.tgisinternal ORDER BY t.oid"
+        "SELECT pg_get_triggerdef(t.oid) FROM pg_trigger t WHERE t.tgrelid IN ({oid_list}) AND NOT t.tgisinternal \
+         AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_trigger'::regclass \
+                         AND d.objid = t.oid AND d.deptype = 'P') ORDER BY t.oid"
     );
     for row in sqlx::query(&triggers)
         .fetch_all(&mut *conn)

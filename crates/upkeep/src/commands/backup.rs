@@ -132,6 +132,7 @@ pub async fn backup(args: BackupArgs, ctx: &Context) -> Result<u8, Failure> {
             &source,
             &repo,
             started.elapsed().as_secs_f64(),
+            previous_success(path),
         );
         write_atomically(path, &text).map_err(|e| Failure::from((exit::FAILURE, e)))?;
     }
@@ -209,11 +210,23 @@ fn bytes(n: u64) -> String {
     }
 }
 
+/// The last success's time from the metrics file a previous run wrote: a failed run keeps
+/// it, so that an alert on its age keeps counting from the last good backup.
+fn previous_success(path: &std::path::Path) -> Option<String> {
+    let text = std::fs::read_to_string(path).ok()?;
+    text.lines()
+        .find(|l| l.starts_with("upkeep_backup_last_success_timestamp_seconds{"))
+        .and_then(|l| l.rsplit(' ').next())
+        .filter(|v| v.parse::<u64>().is_ok())
+        .map(str::to_owned)
+}
+
 fn metrics(
     report: Option<&BackupReport>,
     source: &str,
     repo: &std::path::Path,
     seconds: f64,
+    previous_success: Option<String>,
 ) -> String {
     let esc = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
     let labels = format!(
@@ -235,16 +248,21 @@ fn metrics(
         "Wall time of the last backup",
         format!("{seconds:.3}"),
     );
-    if let Some(r) = report {
-        let now = std::time::SystemTime::now()
+    let now = || {
+        std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
-            .unwrap_or(0);
+            .unwrap_or(0)
+            .to_string()
+    };
+    if let Some(last) = report.map(|_| now()).or(previous_success) {
         metric(
             "last_success_timestamp_seconds",
             "When the last successful backup ended",
-            now.to_string(),
+            last,
         );
+    }
+    if let Some(r) = report {
         metric(
             "rows",
             "Rows in the last snapshot",
@@ -279,9 +297,16 @@ fn metrics(
     out
 }
 
+/// Writes the metrics file through a temporary one, readable by all (0644) whatever the
+/// umask: node_exporter's textfile collector runs as another user.
 fn write_atomically(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
     let tmp = path.with_extension("prom.tmp");
     std::fs::write(&tmp, text)
+        .and_then(|()| {
+            #[cfg(unix)]
+            std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
+            Ok(())
+        })
         .map_err(|e| anyhow::anyhow!("cannot write metrics file {}: {e}", tmp.display()))?;
     std::fs::rename(&tmp, path)
         .map_err(|e| anyhow::anyhow!("cannot write metrics file {}: {e}", path.display()))

@@ -381,8 +381,6 @@ async fn metrics_file_says_success_and_failure_whatever_failed() {
             prom.to_str().unwrap(),
         ];
         args.extend_from_slice(extra);
-        // Each run must write its own file.
-        let _ = std::fs::remove_file(&prom);
         let out = upkeep(&args);
         (out, std::fs::read_to_string(&prom).unwrap_or_default())
     };
@@ -409,7 +407,19 @@ async fn metrics_file_says_success_and_failure_whatever_failed() {
         "{text}"
     );
 
+    let last_success = |text: &str| {
+        text.lines()
+            .find(|l| l.starts_with("upkeep_backup_last_success_timestamp_seconds{"))
+            .and_then(|l| l.rsplit(' ').next())
+            .map(str::to_owned)
+    };
+    let succeeded = last_success(&text);
+    assert!(succeeded.is_some(), "{text}");
+    // A failure rewrites the file and keeps the last success's time.
+    std::fs::write(&prom, text.replace("upkeep_backup_rows", "stale_line")).unwrap();
     let (unreachable, text) = run("postgres://app:s3cr3t@127.0.0.1:1/shop", &[]);
+    assert_eq!(last_success(&text), succeeded, "{text}");
+    assert!(!text.contains("stale_line"), "{text}");
     assert_eq!(
         unreachable.status.code(),
         Some(4),
@@ -502,4 +512,92 @@ async fn restore_of_an_unknown_snapshot_exits_5_and_an_ambiguous_prefix_2() {
         "{err}"
     );
     assert!(!to.exists() || std::fs::metadata(&to).unwrap().len() == 0);
+}
+
+fn modes_under(dir: &Path, out: &mut Vec<(String, u32)>) {
+    use std::os::unix::fs::PermissionsExt;
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+        out.push((p.display().to_string(), mode));
+        if p.is_dir() {
+            modes_under(&p, out);
+        }
+    }
+}
+
+/// A repository holds a customer's rows: its folders are 0700 and its files 0600 whatever
+/// the umask; the metrics file stays readable by the exporter. A repository that cannot be
+/// written exits 6 (permission), naming it.
+#[tokio::test]
+async fn sqlite_repository_is_private_and_a_read_only_one_exits_6() {
+    use std::os::unix::fs::PermissionsExt;
+    let sqlite = TestDb::new(Engine::Sqlite).await;
+    sqlite
+        .execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT); INSERT INTO t VALUES (1, 'x');")
+        .await;
+    let db = sqlite.target.sqlite_path().unwrap().display().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let prom = dir.path().join("upkeep.prom");
+    let script = format!(
+        "umask 000; exec {} backup {db} --repo {} --metrics-file {} -q",
+        env!("CARGO_BIN_EXE_upkeep"),
+        repo.display(),
+        prom.display()
+    );
+    let out = Command::new("sh").args(["-c", &script]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut modes = vec![(
+        repo.display().to_string(),
+        std::fs::metadata(&repo).unwrap().permissions().mode() & 0o777,
+    )];
+    modes_under(&repo, &mut modes);
+    assert!(modes.len() > 4, "{modes:?}");
+    for (path, mode) in &modes {
+        let private = if Path::new(path).is_dir() {
+            0o700
+        } else {
+            0o600
+        };
+        assert_eq!(*mode, private, "{path} is {mode:o}");
+    }
+    let prom_mode = std::fs::metadata(&prom).unwrap().permissions().mode() & 0o777;
+    assert_eq!(prom_mode, 0o644);
+
+    // Read-only: a read-only mount for root (which ignores modes), modes for others.
+    let upkeep_bin = env!("CARGO_BIN_EXE_upkeep");
+    let backup = format!("{upkeep_bin} backup {db} --repo {}", repo.display());
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    let out = if root {
+        let r = repo.display();
+        Command::new("unshare")
+            .args([
+                "--mount",
+                "sh",
+                "-c",
+                &format!("mount --bind {r} {r} && mount -o remount,bind,ro {r} && exec {backup}"),
+            ])
+            .output()
+            .unwrap()
+    } else {
+        Command::new("chmod")
+            .args(["-R", "a-w"])
+            .arg(&repo)
+            .status()
+            .unwrap();
+        Command::new("sh").args(["-c", &backup]).output().unwrap()
+    };
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("repository {}", repo.display()))
+            && (err.contains("Read-only file system") || err.contains("Permission denied")),
+        "{err}"
+    );
+    // One cause, printed once.
+    assert_eq!(err.matches("os error").count(), 1, "{err}");
 }

@@ -249,6 +249,60 @@ async fn mysql_password_comes_from_the_file_else_the_environment() {
         "the file wins over the environment: {}",
         stderr(&file_over_env)
     );
+    // The file is readable by others (umask 022): a warning says so.
+    assert!(
+        stderr(&file_over_env).contains("is readable by group or others"),
+        "{}",
+        stderr(&file_over_env)
+    );
+}
+
+/// A password holding '@', '/' and '?' unencoded connects, is never printed, and is
+/// overwritten in the process's command line, which `ps` shows to every local user.
+#[tokio::test]
+async fn mysql_an_unencoded_password_connects_and_is_hidden_from_ps() {
+    let db = upkeep_test_support::TestDb::new(upkeep_core::Engine::Mysql).await;
+    let name = db.target.database().unwrap().to_owned();
+    let user = format!("upk_at_{}", &name[name.len() - 8..]);
+    db.execute(&format!(
+        "CREATE USER '{user}'@'%' IDENTIFIED BY 'p@ss/w0rd?x';\nCREATE TABLE t (id int PRIMARY KEY);\nGRANT SELECT ON `{name}`.* TO '{user}'@'%';"
+    ))
+    .await;
+    let server = upkeep_test_support::server_url(upkeep_core::Engine::Mysql);
+    let host = server
+        .split('@')
+        .nth(1)
+        .and_then(|h| h.split('/').next())
+        .unwrap()
+        .to_owned();
+    let url = format!("mysql://{user}:p@ss/w0rd?x@{host}/{name}");
+    let o = tokio::task::spawn_blocking(move || upkeep(&["checksum", &url]))
+        .await
+        .unwrap();
+    db.execute(&format!("DROP USER '{user}'@'%';")).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!stdout(&o).contains("w0rd") && !stderr(&o).contains("w0rd"));
+
+    // A server that accepts and never answers keeps upkeep waiting while ps looks.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_upkeep"))
+        .args([
+            "checksum",
+            &format!("postgres://app:s3cr3t-pw@127.0.0.1:{port}/db"),
+        ])
+        .env("UPKEEP_CONNECT_TIMEOUT", "10")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let _conn = silent.accept().unwrap();
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", child.id())).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+    assert!(!cmdline.contains("s3cr3t"), "{cmdline}");
+    assert!(cmdline.contains("app:xxxxxxxxx@127.0.0.1"), "{cmdline}");
 }
 
 #[test]
