@@ -62,6 +62,17 @@ pub enum DbError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "a row of table {table} needs {bytes} bytes in one packet, more than max_allowed_packet \
+         ({limit}) on {target}: raise it on the server (SET GLOBAL max_allowed_packet = 1073741824) \
+         and run again"
+    )]
+    PacketTooLarge {
+        target: String,
+        table: String,
+        bytes: u64,
+        limit: u64,
+    },
     #[error("{0}")]
     Unsupported(String),
     #[error("cancelled")]
@@ -81,7 +92,9 @@ impl DbError {
             | Self::NotADatabase { .. }
             | Self::PasswordFile { .. } => ErrorKind::NotFound,
             Self::PermissionDenied { .. } => ErrorKind::Permission,
-            Self::ConnectionLost { .. } | Self::Query { .. } => ErrorKind::Failure,
+            Self::ConnectionLost { .. } | Self::Query { .. } | Self::PacketTooLarge { .. } => {
+                ErrorKind::Failure
+            }
             Self::Cancelled => ErrorKind::Cancelled,
         }
     }

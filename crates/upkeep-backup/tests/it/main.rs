@@ -3,6 +3,7 @@
 mod consistency;
 mod corruption;
 mod dedup;
+mod limits;
 mod retention;
 mod roundtrip;
 mod stale;

@@ -32,9 +32,18 @@ pub(crate) async fn write_batch(
     batch: &Batch,
 ) -> Result<u64, DbError> {
     let context = format!("writing table {}", table.name);
+    let large = check_packet_size(conn, target, table, batch).await?;
     let columns = table.written_columns().count();
+    // Wide rows: fewer of them a statement, so that a statement stays near STATEMENT_BYTES;
+    // a batch with a large row goes a row a statement, all bound (text would double bytes).
+    let by_bytes = if large {
+        1
+    } else {
+        STATEMENT_BYTES * batch.len() / batch.byte_len().max(1)
+    };
     let per_statement = (MAX_PLACEHOLDERS / columns.max(1))
         .min(PREPARED_ROWS)
+        .min(by_bytes.max(1))
         .min(batch.len());
     if columns == 0 || per_statement == 0 {
         return write_batch_text(conn, target, table, batch.rows()).await;
@@ -87,6 +96,42 @@ pub(crate) async fn write_batch(
         }
     }
     Ok(full as u64 + write_batch_text(conn, target, table, rows).await?)
+}
+
+/// Rows above this size make a write ask the server for its `max_allowed_packet`.
+const LARGE_ROW: usize = 1 << 20;
+
+/// Whether `batch` holds a row of [`LARGE_ROW`] or more; then fails, naming the table and
+/// the setting, when such a row cannot fit in one packet to the server, which would close the
+/// connection ("Connection reset by peer").
+async fn check_packet_size(
+    conn: &mut MySqlConnection,
+    target: &Target,
+    table: &Table,
+    batch: &Batch,
+) -> Result<bool, DbError> {
+    let largest = batch.rows().map(<[u8]>::len).max().unwrap_or(0);
+    if largest < LARGE_ROW {
+        return Ok(false);
+    }
+    let row = conn
+        .fetch_one("SELECT @@max_allowed_packet")
+        .await
+        .map_err(err(target, "reading max_allowed_packet"))?;
+    let limit = super::text(&row, 0)
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(usize::MAX);
+    // Bound in a statement of its own: the row, and the statement around it.
+    let needed = largest + 1024;
+    if needed > limit {
+        return Err(DbError::PacketTooLarge {
+            target: target.display().to_owned(),
+            table: table.name.to_string(),
+            bytes: needed as u64,
+            limit: limit as u64,
+        });
+    }
+    Ok(true)
 }
 
 /// Two sessions loading one table with a unique key can deadlock on its index locks. InnoDB
@@ -234,6 +279,14 @@ async fn write_batch_text<'a>(
     let mut sql = String::with_capacity(STATEMENT_BYTES + 4096);
     let mut written = 0u64;
     for row in rows {
+        // A wide row goes in a statement of its own rather than swell the current one past
+        // the packet size (hex doubles bytes).
+        if !sql.is_empty() && sql.len() + 2 * row.len() > STATEMENT_BYTES {
+            execute_retrying(conn, table, &sql)
+                .await
+                .map_err(err(target, &context))?;
+            sql.clear();
+        }
         sql.push_str(if sql.is_empty() { &head } else { "," });
         sql.push('(');
         for (i, value) in values(row).enumerate() {
