@@ -30,11 +30,24 @@ impl Encoding {
         }
     }
 
-    /// Canonical bytes of `rows` rows → stored form.
+    /// Canonical bytes of `rows` rows → stored form, whole.
+    #[cfg(test)]
     pub(crate) fn compact(self, canonical: &[u8], rows: u64) -> Result<Vec<u8>, BackupError> {
+        let mut out = Vec::with_capacity(canonical.len());
+        self.pieces(canonical, rows)?
+            .each(|p| out.extend_from_slice(p));
+        Ok(out)
+    }
+
+    /// The stored form of `rows` rows as pieces, without copying the values: hashed and
+    /// compressed piece by piece.
+    pub(crate) fn pieces(self, canonical: &[u8], rows: u64) -> Result<Pieces<'_>, BackupError> {
         match self {
-            Self::Rows => compact(canonical),
-            Self::Columns => compact_columns(canonical, rows),
+            Self::Rows => Ok(Pieces {
+                head: compact(canonical)?,
+                values: Vec::new(),
+            }),
+            Self::Columns => pieces_columns(canonical, rows),
         }
     }
 
@@ -54,28 +67,48 @@ fn canonical_values(canonical: &[u8]) -> Result<Vec<Option<&[u8]>>, BackupError>
         .map_err(|e| bad(&e.to_string()))
 }
 
-/// Canonical bytes of `rows` rows → the columnar stored form.
-fn compact_columns(canonical: &[u8], rows: u64) -> Result<Vec<u8>, BackupError> {
+/// A stored form in pieces: a header the layout writes, then borrowed value bytes.
+pub(crate) struct Pieces<'a> {
+    head: Vec<u8>,
+    values: Vec<&'a [u8]>,
+}
+
+impl Pieces<'_> {
+    /// Calls `f` with each piece, in order: together they are the stored form.
+    pub(crate) fn each(&self, mut f: impl FnMut(&[u8])) {
+        f(&self.head);
+        for v in &self.values {
+            if !v.is_empty() {
+                f(v);
+            }
+        }
+    }
+}
+
+/// The columnar stored form as pieces: counts and lengths, then each column's values.
+fn pieces_columns(canonical: &[u8], rows: u64) -> Result<Pieces<'_>, BackupError> {
     let values = canonical_values(canonical)?;
     let rows = usize::try_from(rows).map_err(|_| bad("too many rows"))?;
     if rows == 0 || values.len() % rows != 0 {
         return Err(bad("values that do not make whole rows"));
     }
     let columns = values.len() / rows;
-    let mut out = Vec::with_capacity(canonical.len());
-    write_varint(rows as u64, &mut out);
-    write_varint(columns as u64, &mut out);
+    let mut head = Vec::with_capacity(2 * values.len() + 16);
+    write_varint(rows as u64, &mut head);
+    write_varint(columns as u64, &mut head);
     for c in 0..columns {
         for v in values.iter().skip(c).step_by(columns) {
-            write_varint(v.map_or(0, |v| v.len() as u64 + 1), &mut out);
+            write_varint(v.map_or(0, |v| v.len() as u64 + 1), &mut head);
         }
     }
+    let mut ordered = Vec::with_capacity(values.len());
     for c in 0..columns {
-        for v in values.iter().skip(c).step_by(columns).flatten() {
-            out.extend_from_slice(v);
-        }
+        ordered.extend(values.iter().skip(c).step_by(columns).flatten());
     }
-    Ok(out)
+    Ok(Pieces {
+        head,
+        values: ordered,
+    })
 }
 
 /// The columnar stored form → canonical bytes.

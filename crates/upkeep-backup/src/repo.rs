@@ -2,7 +2,7 @@
 //! snapshot manifests. Storage goes through [`Backend`], so another backend (object storage)
 //! can be added without touching the tools.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -27,6 +27,24 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     fn size(&self, key: &str) -> std::io::Result<u64>;
     /// Where this backend stores, for messages.
     fn location(&self) -> String;
+
+    /// Writes `key` from what `write` produces, as atomically as [`Self::put`]; returns the
+    /// bytes written. A backend that can stream (a file) never holds the object whole.
+    fn put_with(
+        &self,
+        key: &str,
+        write: &mut dyn FnMut(&mut dyn Write) -> std::io::Result<()>,
+    ) -> std::io::Result<u64> {
+        let mut buf = Vec::new();
+        write(&mut buf)?;
+        self.put(key, &buf)?;
+        Ok(buf.len() as u64)
+    }
+
+    /// A reader of `key`'s bytes; a backend that can stream does not read it whole first.
+    fn open(&self, key: &str) -> std::io::Result<Box<dyn std::io::Read + Send>> {
+        Ok(Box::new(std::io::Cursor::new(self.get(key)?)))
+    }
 }
 
 /// A repository on a local path. Objects are written to `tmp/` and renamed into place after
@@ -47,15 +65,45 @@ impl LocalBackend {
         self.root.join(key)
     }
 
-    fn write_tmp(&self, data: &[u8]) -> std::io::Result<PathBuf> {
+    /// Writes what `write` produces to a new file in `tmp/`, synced; returns its path and
+    /// size.
+    fn write_tmp(
+        &self,
+        write: &mut dyn FnMut(&mut dyn Write) -> std::io::Result<()>,
+    ) -> std::io::Result<(PathBuf, u64)> {
         let dir = self.root.join("tmp");
         private_dir_all(&dir)?;
         let name = format!("{}-{:016x}", std::process::id(), rand::random::<u64>());
         let path = dir.join(name);
-        let mut f = private_file().create(true).truncate(true).open(&path)?;
-        f.write_all(data)?;
-        f.sync_all()?;
-        Ok(path)
+        let f = private_file().create(true).truncate(true).open(&path)?;
+        let written = (|| {
+            let mut out = std::io::BufWriter::with_capacity(256 << 10, f);
+            write(&mut out)?;
+            let f = out
+                .into_inner()
+                .map_err(std::io::IntoInnerError::into_error)?;
+            f.sync_all()?;
+            f.metadata().map(|m| m.len())
+        })();
+        match written {
+            Ok(n) => Ok((path, n)),
+            Err(e) => {
+                let _ = std::fs::remove_file(&path);
+                Err(e)
+            }
+        }
+    }
+
+    /// Moves a written temporary file to `key`, then syncs the folder.
+    fn rename_into(&self, tmp: &Path, key: &str) -> std::io::Result<()> {
+        let dest = self.path(key);
+        let parent = dest.parent().expect("keys have a folder");
+        private_dir_all(parent)?;
+        if let Err(e) = std::fs::rename(tmp, &dest) {
+            let _ = std::fs::remove_file(tmp);
+            return Err(e);
+        }
+        sync_dir(parent)
     }
 }
 
@@ -84,15 +132,22 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
 
 impl Backend for LocalBackend {
     fn put(&self, key: &str, data: &[u8]) -> std::io::Result<()> {
-        let tmp = self.write_tmp(data)?;
-        let dest = self.path(key);
-        let parent = dest.parent().expect("keys have a folder");
-        private_dir_all(parent)?;
-        if let Err(e) = std::fs::rename(&tmp, &dest) {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e);
-        }
-        sync_dir(parent)
+        let (tmp, _) = self.write_tmp(&mut |w| w.write_all(data))?;
+        self.rename_into(&tmp, key)
+    }
+
+    fn put_with(
+        &self,
+        key: &str,
+        write: &mut dyn FnMut(&mut dyn Write) -> std::io::Result<()>,
+    ) -> std::io::Result<u64> {
+        let (tmp, written) = self.write_tmp(write)?;
+        self.rename_into(&tmp, key)?;
+        Ok(written)
+    }
+
+    fn open(&self, key: &str) -> std::io::Result<Box<dyn std::io::Read + Send>> {
+        Ok(Box::new(std::fs::File::open(self.path(key))?))
     }
 
     fn create_new(&self, key: &str, data: &[u8]) -> std::io::Result<bool> {
@@ -279,30 +334,43 @@ impl Repository {
 
     /// Stores a chunk of canonical rows unless the repository has it. Returns its id and the
     /// bytes written (0 when the chunk was already there). The id is the SHA-256 of the stored
-    /// (compact) form, which is a lossless rewrite of the canonical rows.
+    /// (compact) form, which is a lossless rewrite of the canonical rows. The stored form is
+    /// hashed and compressed piece by piece into the backend, never held whole: a chunk of one
+    /// 50 MB value costs no second and third 50 MB.
     pub fn put_chunk(
         &self,
         content: &[u8],
         rows: u64,
         level: i32,
     ) -> Result<(String, u64), BackupError> {
-        let stored = self.encoding.compact(content, rows)?;
-        let id = chunk_id(&stored);
+        let pieces = self.encoding.pieces(content, rows)?;
+        let mut hash = Sha256::new();
+        pieces.each(|p| hash.update(p));
+        let id = hex::encode(hash.finalize());
         if self.has_chunk(&id)? {
             return Ok((id, 0));
         }
-        let compressed = zstd::bulk::compress(&stored, level)
+        let written = self
+            .backend
+            .put_with(&chunk_key(&id), &mut |out| {
+                let mut z = zstd::stream::write::Encoder::new(out, level)?;
+                let mut result = Ok(());
+                pieces.each(|p| {
+                    if result.is_ok() {
+                        result = z.write_all(p);
+                    }
+                });
+                result?;
+                z.finish().map(|_| ())
+            })
             .map_err(|e| BackupError::io(self.location(), e))?;
-        self.backend
-            .put(&chunk_key(&id), &compressed)
-            .map_err(|e| BackupError::io(self.location(), e))?;
-        Ok((id, u64::try_from(compressed.len()).unwrap_or(u64::MAX)))
+        Ok((id, written))
     }
 
-    /// Reads a chunk, decompresses it, checks that it hashes to its id, and returns its
-    /// canonical rows.
+    /// Reads a chunk, decompresses it as it streams in, checks that it hashes to its id, and
+    /// returns its canonical rows.
     pub fn get_chunk(&self, id: &str, size: u64) -> Result<Vec<u8>, BackupError> {
-        let raw = self.backend.get(&chunk_key(id)).map_err(|e| {
+        let raw = self.backend.open(&chunk_key(id)).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 BackupError::Corrupt {
                     what: format!("chunk {id} is missing"),
@@ -311,11 +379,21 @@ impl Repository {
                 BackupError::io(self.location(), e)
             }
         })?;
+        let corrupt = |e: std::io::Error| BackupError::Corrupt {
+            what: format!("chunk {id} does not decompress: {e}"),
+        };
         let capacity = usize::try_from(size).unwrap_or(usize::MAX).min(1 << 30);
-        let stored =
-            zstd::bulk::decompress(&raw, capacity.max(1)).map_err(|e| BackupError::Corrupt {
-                what: format!("chunk {id} does not decompress: {e}"),
-            })?;
+        let mut stored = Vec::with_capacity(capacity);
+        zstd::stream::read::Decoder::new(raw)
+            .map_err(corrupt)?
+            // A chunk never holds more than its canonical bytes: a bomb is cut off there.
+            .take(
+                u64::try_from(capacity)
+                    .unwrap_or(u64::MAX)
+                    .saturating_add(1 << 20),
+            )
+            .read_to_end(&mut stored)
+            .map_err(corrupt)?;
         if chunk_id(&stored) != id {
             return Err(BackupError::Corrupt {
                 what: format!("chunk {id} does not match its hash"),

@@ -318,13 +318,20 @@ impl Database {
         let hasher = tokio::task::spawn_blocking(move || {
             let mut digest = upkeep_core::Digest::default();
             while let Some(msg) = rx.blocking_recv() {
-                if let Msg::Batch(_, batch) = msg {
+                if let Msg::Batch(_, batch, permit) = msg {
                     batch.rows().for_each(|row| digest.add_row(row));
+                    drop(permit);
                 }
             }
             digest
         });
-        let mut out = ChunkOut::new(tx, task, crate::ScanOptions::default(), cancel.clone());
+        let mut out = ChunkOut::new(
+            tx,
+            task,
+            crate::ScanOptions::default(),
+            cancel.clone(),
+            crate::scan::in_flight_budget(),
+        );
         let read = match &mut self.session {
             Session::Pg(c) => crate::pg::read_chunk(c, &self.target, table, &tail, &mut out).await,
             Session::My(c) => {

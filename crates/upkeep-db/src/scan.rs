@@ -19,6 +19,24 @@ use crate::{plan, DbError, Snapshot};
 /// Batches in flight between a worker and its sink.
 const CHANNEL_DEPTH: usize = 4;
 
+/// Bytes of batches in flight between all readers and their sinks, in KiB. Batches are
+/// bounded by bytes, but a single value larger than the bound makes a batch of one row: a run
+/// of 50 MB values would otherwise queue `CHANNEL_DEPTH` of them per worker. A batch larger
+/// than the whole budget waits until nothing else is in flight.
+const IN_FLIGHT_KIB: u32 = 64 << 10;
+
+/// The byte budget shared by a scan's readers (see [`IN_FLIGHT_KIB`]).
+pub(crate) fn in_flight_budget() -> Arc<tokio::sync::Semaphore> {
+    Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT_KIB as usize))
+}
+
+/// A batch's share of the budget: its size in KiB, at most the whole budget.
+fn budget_share(batch: &Batch) -> u32 {
+    u32::try_from(batch.byte_len().div_ceil(1024))
+        .unwrap_or(u32::MAX)
+        .clamp(1, IN_FLIGHT_KIB)
+}
+
 /// One unit of work: a key range of a table.
 #[derive(Clone, Debug)]
 pub struct ScanTask {
@@ -105,7 +123,8 @@ impl Default for ScanOptions {
 }
 
 pub(crate) enum Msg {
-    Batch(Arc<ScanTask>, Batch),
+    /// A batch, and its share of the in-flight budget, released once the sink is done.
+    Batch(Arc<ScanTask>, Batch, tokio::sync::OwnedSemaphorePermit),
     Done(Arc<ScanTask>, u64, u64),
     Fingerprint(Arc<ScanTask>, String, bool),
 }
@@ -120,6 +139,7 @@ pub(crate) struct ChunkOut {
     /// PostgreSQL: the rows' (ctid, xmin) hash sum, when the scan fingerprints chunks.
     pub(crate) versions: Option<crate::pg::RowVersionSum>,
     cancel: CancellationToken,
+    budget: Arc<tokio::sync::Semaphore>,
 }
 
 impl ChunkOut {
@@ -128,6 +148,7 @@ impl ChunkOut {
         task: Arc<ScanTask>,
         options: ScanOptions,
         cancel: CancellationToken,
+        budget: Arc<tokio::sync::Semaphore>,
     ) -> Self {
         Self {
             tx,
@@ -137,6 +158,7 @@ impl ChunkOut {
             irregular: 0,
             versions: None,
             cancel,
+            budget,
         }
     }
 
@@ -166,8 +188,20 @@ impl ChunkOut {
             return Ok(());
         }
         let batch = self.builder.take();
+        let share = budget_share(&batch);
         tokio::select! {
-            sent = self.tx.send(Msg::Batch(self.task.clone(), batch)) => sent.map_err(|_| DbError::Cancelled),
+            sent = async {
+                let permit = self
+                    .budget
+                    .clone()
+                    .acquire_many_owned(share)
+                    .await
+                    .map_err(|_| DbError::Cancelled)?;
+                self.tx
+                    .send(Msg::Batch(self.task.clone(), batch, permit))
+                    .await
+                    .map_err(|_| DbError::Cancelled)
+            } => sent,
             () = self.cancel.cancelled() => Err(DbError::Cancelled),
         }
     }
@@ -187,8 +221,13 @@ impl ChunkOut {
             return Ok(());
         }
         let batch = self.builder.take();
+        let share = budget_share(&batch);
+        // A blocking reader's thread (SQLite) waits for its share on the runtime's handle.
+        let permit = tokio::runtime::Handle::current()
+            .block_on(self.budget.clone().acquire_many_owned(share))
+            .map_err(|_| DbError::Cancelled)?;
         self.tx
-            .blocking_send(Msg::Batch(self.task.clone(), batch))
+            .blocking_send(Msg::Batch(self.task.clone(), batch, permit))
             .map_err(|_| DbError::Cancelled)
     }
 }
@@ -222,6 +261,7 @@ pub async fn scan<S: BatchSink>(
             })
             .collect(),
     );
+    let budget = in_flight_budget();
     let mut readers = Vec::new();
     let mut consumers = Vec::new();
     for (session, mut sink) in sessions.into_iter().zip(sinks) {
@@ -232,13 +272,15 @@ pub async fn scan<S: BatchSink>(
         consumers.push(tokio::task::spawn_blocking(move || {
             while let Some(msg) = rx.blocking_recv() {
                 let result = match msg {
-                    Msg::Batch(task, batch) => {
+                    Msg::Batch(task, batch, permit) => {
                         progress.event(ProgressEvent::Rows {
                             table: tables_sink[task.table].name.clone(),
                             rows: u64::try_from(batch.len()).unwrap_or(0),
                             bytes: u64::try_from(batch.byte_len()).unwrap_or(0),
                         });
-                        sink.batch(&task, batch)
+                        let done = sink.batch(&task, batch);
+                        drop(permit);
+                        done
                     }
                     Msg::Done(task, rows, irregular) => sink.chunk_done(&task, rows, irregular),
                     Msg::Fingerprint(task, fp, unchanged) => {
@@ -269,6 +311,7 @@ pub async fn scan<S: BatchSink>(
             tx,
             options,
             cancel: cancel.clone(),
+            budget: budget.clone(),
         };
         let cancel = cancel.clone();
         readers.push(tokio::spawn(async move {
@@ -331,6 +374,7 @@ struct Worker {
     tx: mpsc::Sender<Msg>,
     options: ScanOptions,
     cancel: CancellationToken,
+    budget: Arc<tokio::sync::Semaphore>,
 }
 
 impl Worker {
@@ -373,8 +417,13 @@ impl Worker {
                     crate::quote::ident_list(target.engine(), &k.columns)
                 ));
             }
-            let mut out =
-                ChunkOut::new(tx.clone(), task.clone(), self.options, self.cancel.clone());
+            let mut out = ChunkOut::new(
+                tx.clone(),
+                task.clone(),
+                self.options,
+                self.cancel.clone(),
+                self.budget.clone(),
+            );
             if self.identity.is_some() && matches!(session, Session::Pg(_)) {
                 out.versions = Some(crate::pg::RowVersionSum::default());
             }

@@ -75,3 +75,50 @@ async fn pg_checksum_of_a_large_table_stays_within_bounded_memory() {
         "peak RSS {peak_kib} KiB for a ~480 MiB table"
     );
 }
+
+/// One value of 50 MB does not multiply: a batch of one row holds it, the in-flight budget
+/// keeps a second such batch from queueing behind it, and chunks are hashed and compressed
+/// piece by piece. The drill saw 333-363 MB before.
+#[tokio::test]
+async fn pg_backup_and_restore_of_50_mb_values_stay_under_300_mb() {
+    let db = TestDb::new(Engine::Postgres).await;
+    db.execute(
+        "CREATE TABLE blobs (id int PRIMARY KEY, b bytea, t text);
+         INSERT INTO blobs SELECT 1, decode(repeat(md5('x'), 3125000), 'hex'), NULL;
+         INSERT INTO blobs SELECT 2, NULL, repeat(md5('y'), 1562500);
+         INSERT INTO blobs SELECT 3, decode(repeat(md5('z'), 3125000), 'hex'), NULL;
+         INSERT INTO blobs SELECT g, 'ab', 'cd' FROM generate_series(4, 2000) g;",
+    )
+    .await;
+    let copy = TestDb::new(Engine::Postgres).await;
+    let repo = tempfile::tempdir().unwrap();
+    let (from, to, path) = (
+        db.target.secret_url().to_owned(),
+        copy.target.secret_url().to_owned(),
+        repo.path().display().to_string(),
+    );
+    let peaks = tokio::task::spawn_blocking(move || {
+        let bin = env!("CARGO_BIN_EXE_upkeep");
+        let mut backup = std::process::Command::new(bin);
+        backup.args(["backup", &from, "--repo", &path, "--jobs", "2", "-q"]);
+        let (status, backup_kib, err) = run_and_watch_peak_kib(backup);
+        assert!(status.success(), "{err}");
+        let mut restore = std::process::Command::new(bin);
+        restore.args(["restore", "--repo", &path, "--to", &to, "--jobs", "2", "-q"]);
+        let (status, restore_kib, err) = run_and_watch_peak_kib(restore);
+        assert!(status.success(), "{err}");
+        (backup_kib, restore_kib)
+    })
+    .await
+    .unwrap();
+    for (what, kib) in [("backup", peaks.0), ("restore", peaks.1)] {
+        assert!(
+            kib > 50 * 1024,
+            "{what}: the watcher read the process's memory"
+        );
+        assert!(
+            kib < 300 * 1024,
+            "{what}: peak RSS {kib} KiB with 50 MB values"
+        );
+    }
+}
