@@ -4,7 +4,7 @@
 //! - [`LogicalType`]: the meaning of a column's values, which decides their canonical text.
 //! - [`canonical`]: canonical text per logical type; [`Batch`]/[`BatchBuilder`]: rows in the
 //!   canonical encoding that the content digest hashes.
-//! - [`Digest`]: the content digest, version 1 (`shared/spec/content-digest.md`).
+//! - [`Digest`]: the content digest, version 1 (`docs/content-digest.md`).
 //!
 //! The core knows no concrete database: it never opens a connection.
 //!

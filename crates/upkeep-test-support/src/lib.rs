@@ -24,20 +24,6 @@ pub fn fixtures_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")
 }
 
-/// The shared material (`shared/`: spec, datasets): `UPKEEP_SHARED_DIR`, else `../shared`
-/// beside the repository.
-pub fn shared_dir() -> PathBuf {
-    let dir = std::env::var("UPKEEP_SHARED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"));
-    assert!(
-        dir.is_dir(),
-        "shared material not found at {} (set UPKEEP_SHARED_DIR)",
-        dir.display()
-    );
-    dir
-}
-
 /// The server URL a test of `engine` uses; panics with instructions when it is not set.
 pub fn server_url(engine: Engine) -> String {
     let var = match engine {
@@ -151,9 +137,9 @@ impl TestDb {
         self.execute(&sql).await;
     }
 
-    /// Loads the Chinook sample database from `shared/datasets/chinook`.
+    /// Loads the Chinook sample database from `fixtures/chinook`.
     pub async fn load_chinook(&self) {
-        let dir = shared_dir().join("datasets/chinook");
+        let dir = fixtures_dir().join("chinook");
         match self.engine() {
             Engine::Sqlite => {
                 let path = self.target.sqlite_path().expect("a SQLite path");

@@ -17,7 +17,7 @@ use crate::exit;
     about = "Verified backup, migration, checks and load tests for PostgreSQL, MySQL/MariaDB and SQLite",
     long_about = "upkeep does the technical work of a database maintenance contract and proves it: \
                   every tool that reads or moves data ends with content digests \
-                  (shared/spec/content-digest.md) that are equal across engines.",
+                  (docs/content-digest.md in the source repository) that are equal across engines.",
     after_help = exit::HELP
 )]
 pub struct Cli {
@@ -29,7 +29,7 @@ pub struct Cli {
 
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
-    /// Only errors on stderr.
+    /// Only errors on stderr, and no report on stdout unless --json asks for one.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
     /// More log output on stderr (-v debug, -vv trace).
@@ -58,6 +58,8 @@ pub enum Command {
     Snapshots(commands::backup::SnapshotsArgs),
     Forget(commands::backup::ForgetArgs),
     Generate(commands::generate::GenerateArgs),
+    Completions(commands::docs::CompletionsArgs),
+    Manpage(commands::docs::ManpageArgs),
 }
 
 /// How a database is reached: its URL, and where the password comes from when the URL has
@@ -185,6 +187,7 @@ pub fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let cli = Cli::parse_from(args);
     init_logging(&cli.global);
+    crate::printer::set_quiet(cli.global.quiet);
     crate::secrets::hide_passwords_in_argv();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -219,6 +222,8 @@ pub fn main() -> ExitCode {
             Command::Verify(args) => commands::backup::verify(args, &ctx).await,
             Command::Snapshots(args) => commands::backup::snapshots(args),
             Command::Forget(args) => commands::backup::forget(args),
+            Command::Completions(args) => commands::docs::completions(&args),
+            Command::Manpage(args) => commands::docs::manpage(&args),
         }
     });
     // Do not wait for readers blocked on a dead server.

@@ -14,6 +14,23 @@ pub fn error(err: &anyhow::Error) {
     eprintln!("upkeep: error: {line}");
 }
 
+/// `-q`: reports in text or Markdown are not printed (a JSON report, asked for, still is).
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub fn set_quiet(quiet: bool) {
+    QUIET.store(quiet, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Writes bytes on stdout as they are (a completion script, a manual page). A reader that
+/// went away (`| head`) is not an error, as in ripgrep: the rest is simply not written.
+pub fn raw(bytes: &[u8]) -> std::io::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}
+
 /// Writes a report on stdout in the chosen format; `text` and `markdown` render the other two.
 pub fn report<T: Serialize>(
     value: &T,
@@ -21,14 +38,14 @@ pub fn report<T: Serialize>(
     text: impl FnOnce(&T) -> String,
     markdown: impl FnOnce(&T) -> String,
 ) -> std::io::Result<()> {
+    let quiet = QUIET.load(std::sync::atomic::Ordering::Relaxed);
     let out = match format {
         Format::Json => serde_json::to_string_pretty(value).map_err(std::io::Error::other)? + "\n",
+        _ if quiet => return Ok(()),
         Format::Text => text(value),
         Format::Markdown => markdown(value),
     };
-    let mut stdout = std::io::stdout().lock();
-    stdout.write_all(out.as_bytes())?;
-    stdout.flush()
+    raw(out.as_bytes())
 }
 
 /// Writes a report whose Markdown form is its text form in a code block.

@@ -1,4 +1,4 @@
-//! Every vector in `shared/spec/content-digest-vectors.json` must encode and digest exactly as
+//! Every vector in `fixtures/digest/content-digest-vectors.json` (the spec's vectors) must encode and digest exactly as
 //! the reference implementation says. The file is required: a missing spec fails the test.
 
 use std::path::PathBuf;
@@ -11,14 +11,14 @@ fn spec_dir() -> PathBuf {
         return PathBuf::from(dir);
     }
     let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    here.join("../../../shared/spec")
+    here.join("../../fixtures/digest")
 }
 
 fn vectors() -> Value {
     let path = spec_dir().join("content-digest-vectors.json");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
-            "cannot read {} ({e}); set UPKEEP_SPEC_DIR to shared/spec",
+            "cannot read {} ({e}); set UPKEEP_SPEC_DIR to a folder holding them",
             path.display()
         )
     });

@@ -8,7 +8,7 @@ use crate::{exit, printer, progress};
 
 /// Row counts and content digests of tables, from one consistent snapshot.
 ///
-/// Each table is split into key ranges read in parallel; the digest (shared/spec/content-digest.md)
+/// Each table is split into key ranges read in parallel; the digest (docs/content-digest.md)
 /// is the same for the same rows in PostgreSQL, MySQL/MariaDB and SQLite, so two checksums
 /// compare databases across servers and engines.
 #[derive(Debug, Args)]

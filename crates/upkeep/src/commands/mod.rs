@@ -3,4 +3,5 @@
 
 pub mod backup;
 pub mod checksum;
+pub mod docs;
 pub mod generate;

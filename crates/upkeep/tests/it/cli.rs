@@ -184,7 +184,7 @@ async fn sqlite_json_report_carries_the_reference_digests() {
         "{}",
         stdout(&md)
     );
-    let text = upkeep(&["checksum", &path, "-q", "--tables", "empty_table"]);
+    let text = upkeep(&["checksum", &path, "--tables", "empty_table"]);
     let line = stdout(&text).lines().nth(1).unwrap_or_default().to_owned();
     let cells: Vec<&str> = line.split_whitespace().collect();
     let empty = format!("v1:0:{}", "0".repeat(64));
@@ -194,10 +194,11 @@ async fn sqlite_json_report_carries_the_reference_digests() {
         "{}",
         stdout(&text)
     );
+    let quiet = upkeep(&["checksum", &path, "-q", "--json"]);
     assert!(
-        stderr(&text).is_empty(),
+        stderr(&quiet).is_empty(),
         "-q keeps stderr quiet: {}",
-        stderr(&text)
+        stderr(&quiet)
     );
 }
 
@@ -319,4 +320,48 @@ fn urls_without_a_host_or_a_path_exit_2() {
             "{line}"
         );
     }
+}
+
+#[test]
+fn completions_and_manual_pages_come_from_the_cli() {
+    let o = upkeep(&["completions", "bash"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("upkeep") && stdout(&o).contains("--full-every"));
+    let o = upkeep(&["manpage"]);
+    assert!(stdout(&o).starts_with(".ie") && stdout(&o).contains("restore"));
+    let o = upkeep(&["manpage", "backup"]);
+    assert!(stdout(&o).contains(".TH upkeep-backup 1"), "{}", stdout(&o));
+    let o = upkeep(&["manpage", "nope"]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+/// A reader that stops early (`| head`) is no error: exit 0, nothing on stderr, as ripgrep.
+/// `-q` prints no report, unless --json asks for one.
+#[test]
+fn a_closed_pipe_exits_0_and_quiet_prints_no_report() {
+    let chinook = upkeep_test_support::fixtures_dir().join("chinook/Chinook_Sqlite.sqlite");
+    let script = format!(
+        "{} checksum {} --chunks --chunk-rows 1 --json | head -c 100 >/dev/null; \
+         echo \"status=${{PIPESTATUS[0]}}\"",
+        env!("CARGO_BIN_EXE_upkeep"),
+        chinook.display()
+    );
+    let o = std::process::Command::new("bash")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&o).contains("status=0"),
+        "{} {}",
+        stdout(&o),
+        stderr(&o)
+    );
+    assert_eq!(stderr(&o), "");
+
+    let db = chinook.to_str().unwrap();
+    let quiet = upkeep(&["checksum", db, "-q"]);
+    assert!(quiet.status.success());
+    assert_eq!(stdout(&quiet), "");
+    let json = upkeep(&["checksum", db, "-q", "--json"]);
+    assert!(stdout(&json).contains("\"tables\""));
 }
