@@ -143,6 +143,8 @@ struct ChunkSink {
     /// Per table, the positions of its `json` columns, stored as the server prints them and
     /// canonicalized for the digest.
     json: Arc<Vec<Vec<usize>>>,
+    /// The tables' names, for errors.
+    names: Arc<Vec<upkeep_core::TableName>>,
     /// A row in digest form.
     scratch: Vec<u8>,
 }
@@ -193,8 +195,9 @@ impl BatchSink for ChunkSink {
         let json = &self.json[task.table];
         for row in batch.rows() {
             let hash = stored_row_hash(row, json, &mut self.scratch).map_err(|e| {
-                BackupError::Corrupt {
-                    what: format!("a row read at byte {} is malformed", e.offset),
+                BackupError::MalformedRow {
+                    table: self.names[task.table].to_string(),
+                    offset: e.offset,
                 }
             })?;
             state.digest.add_hash(&hash);
@@ -553,6 +556,7 @@ async fn run(
         })
         .unzip();
     let json = Arc::new(json);
+    let names = Arc::new(table_names.clone());
     let sinks: Vec<ChunkSink> = (0..snapshot.workers())
         .map(|_| ChunkSink {
             repo: repo.clone(),
@@ -563,6 +567,7 @@ async fn run(
             stats: Stats::default(),
             parents: parents.clone(),
             json: json.clone(),
+            names: names.clone(),
             scratch: Vec::new(),
         })
         .collect();

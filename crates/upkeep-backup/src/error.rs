@@ -46,6 +46,25 @@ pub enum BackupError {
     Mismatch { snapshot: String, tables: String },
     #[error("{0}")]
     Usage(String),
+    #[error(
+        "table {table} in {target} has no column {column}, which snapshot {snapshot} holds: \
+         restore its schema too (without --data-only), or add the column"
+    )]
+    MissingColumn {
+        target: String,
+        snapshot: String,
+        table: String,
+        column: String,
+    },
+    #[error(
+        "a row read from table {table} is malformed at byte {offset}: this is a bug in upkeep's \
+         reader; please report it with the table's definition"
+    )]
+    MalformedRow { table: String, offset: usize },
+    #[error(
+        "internal error: {0}; this is a bug in upkeep, please report it with the output of -v"
+    )]
+    Internal(String),
     #[error("cancelled")]
     Cancelled,
 }
@@ -62,9 +81,10 @@ impl BackupError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Self::Db(e) => e.kind(),
-            Self::NotARepository { .. } | Self::SnapshotNotFound { .. } | Self::NoTables { .. } => {
-                ErrorKind::NotFound
-            }
+            Self::NotARepository { .. }
+            | Self::SnapshotNotFound { .. }
+            | Self::NoTables { .. }
+            | Self::MissingColumn { .. } => ErrorKind::NotFound,
             Self::NotEmpty { .. } | Self::Usage(_) | Self::AmbiguousSnapshot { .. } => {
                 ErrorKind::Usage
             }

@@ -384,9 +384,9 @@ pub(crate) async fn run(
     }
     for w in workers {
         if let Err(e) = w.await {
-            shared.lock().fail(BackupError::Corrupt {
-                what: format!("a restore worker failed: {e}"),
-            });
+            shared.lock().fail(BackupError::Internal(format!(
+                "a restore worker failed: {e}"
+            )));
         }
     }
     let mut state = shared.lock();

@@ -128,7 +128,7 @@ pub async fn restore(
     tracing::debug!(elapsed = ?started.elapsed(), "schema created");
     if engine != Engine::Sqlite && options.mode != SchemaMode::SchemaOnly {
         // Load, builds and the read-back overlap, table by table (SQLite has one writer).
-        let mut models = read_models(&mut admin, &tables).await?;
+        let mut models = read_models(&mut admin, &tables, &id).await?;
         for ((m, source), entry) in models.iter_mut().zip(&tables).zip(&entries) {
             // The keys are built during the pipeline: plan the read-back on the source's, with
             // the row count the manifest knows.
@@ -190,7 +190,7 @@ pub async fn restore(
             &id, &manifest, target, &entries, &tables, None, started,
         ));
     }
-    let read_models = read_models(&mut admin, &tables).await?;
+    let read_models = read_models(&mut admin, &tables, &id).await?;
     admin.close().await;
     let digests = upkeep_db::digest_tables(target, read_models, options.jobs, cancel).await?;
     finish(&id, &manifest, target, &entries, &tables, digests, started)
@@ -428,9 +428,9 @@ pub(crate) async fn load_run(
     };
     // Closing the channel lets a producer blocked on a full channel end.
     drop(rx);
-    producer.await.map_err(|e| BackupError::Corrupt {
-        what: e.to_string(),
-    })??;
+    producer
+        .await
+        .map_err(|e| BackupError::Internal(format!("a chunk reader failed: {e}")))??;
     written?;
     Ok(())
 }
@@ -458,9 +458,7 @@ fn read_run(
                 })
             })
             .await
-            .map_err(|e| BackupError::Corrupt {
-                what: e.to_string(),
-            })??;
+            .map_err(|e| BackupError::Internal(format!("a chunk decoder failed: {e}")))??;
             if u64::try_from(batch.len()).ok() != Some(chunk.rows) {
                 return Err(BackupError::Corrupt {
                     what: format!(
@@ -483,7 +481,11 @@ fn read_run(
 
 /// The target's tables as they are now, with the source's column order and logical types
 /// (the spec: a comparison reads both sides with the source's types).
-async fn read_models(db: &mut Database, tables: &[Table]) -> Result<Vec<Table>, BackupError> {
+async fn read_models(
+    db: &mut Database,
+    tables: &[Table],
+    snapshot: &str,
+) -> Result<Vec<Table>, BackupError> {
     let target = db.target().clone();
     let schema = db.introspect().await?;
     tables
@@ -499,13 +501,15 @@ async fn read_models(db: &mut Database, tables: &[Table]) -> Result<Vec<Table>, 
                     })?;
             let mut columns = Vec::with_capacity(source.columns.len());
             for sc in &source.columns {
-                let mut c = t
-                    .column(&sc.name)
-                    .cloned()
-                    .ok_or_else(|| BackupError::Mismatch {
-                        snapshot: String::new(),
-                        tables: format!("{} has no column {}", source.name, sc.name),
-                    })?;
+                let mut c =
+                    t.column(&sc.name)
+                        .cloned()
+                        .ok_or_else(|| BackupError::MissingColumn {
+                            target: target.display().to_owned(),
+                            snapshot: snapshot.to_owned(),
+                            table: source.name.to_string(),
+                            column: sc.name.clone(),
+                        })?;
                 c.logical = sc.logical;
                 columns.push(c);
             }

@@ -57,7 +57,7 @@ pub enum DbError {
         context: String,
         message: String,
     },
-    #[error("cannot read password file {}: {source}", path.display())]
+    #[error("cannot read password file {}", path.display())]
     PasswordFile {
         path: PathBuf,
         source: std::io::Error,
