@@ -7,7 +7,10 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
-use upkeep_core::{stored_row_hash, Batch, Digest, Engine, Progress, TableFilter};
+use upkeep_core::{
+    select_for_tables, stored_row_hash, Batch, Digest, Engine, ObjectKind, Progress, SchemaObject,
+    TableFilter,
+};
 use upkeep_db::{BatchSink, PlanOptions, ScanError, ScanOptions, ScanTask, Snapshot, Target};
 
 use crate::chunker::{RawChunk, RowChunker};
@@ -432,16 +435,43 @@ fn find_parent(
     ))
 }
 
+/// What a table's rows are spelled with besides its columns: the definitions of the types,
+/// domains, collations and extensions it uses (renaming an enum's value changes rows
+/// without writing them). `None` when the objects do not list the table (older snapshots).
+fn type_definitions(
+    objects: &[SchemaObject],
+    table: &upkeep_core::TableName,
+) -> Option<Vec<String>> {
+    let start = objects
+        .iter()
+        .find(|o| o.kind() == ObjectKind::Table && o.table.as_ref() == Some(table))?;
+    let by_key: HashMap<&upkeep_core::ObjectKey, &SchemaObject> =
+        objects.iter().map(|o| (&o.key, o)).collect();
+    let mut seen = std::collections::BTreeMap::new();
+    let mut stack: Vec<&upkeep_core::ObjectKey> = start.needs.iter().collect();
+    while let Some(k) = stack.pop() {
+        let Some(o) = by_key.get(k) else { continue };
+        let spelling = matches!(
+            o.kind(),
+            ObjectKind::Type | ObjectKind::Domain | ObjectKind::Collation | ObjectKind::Extension
+        );
+        if spelling && seen.insert(k.to_string(), o.definition.clone()).is_none() {
+            stack.extend(o.needs.iter());
+        }
+    }
+    Some(seen.into_iter().map(|(k, d)| format!("{k}: {d}")).collect())
+}
+
 /// The parent's ranges of `table`, when they can be read again: the same table definition
 /// and type definitions, every chunk still in the repository, and not so much growth that
 /// the last range (which takes the new rows) would be read by one worker alone.
 fn parent_ranges<'p>(
     repo: &Repository,
     parent: &'p Manifest,
-    pre_data_same: bool,
+    same_types: bool,
     table: &upkeep_core::Table,
 ) -> Result<Option<&'p TableEntry>, BackupError> {
-    if !pre_data_same {
+    if !same_types {
         return Ok(None);
     }
     let Some(entry) = parent.tables.iter().find(|e| e.name == table.name) else {
@@ -490,7 +520,15 @@ async fn run(
     let derived = derived_parents(&snapshot.schema().tables, &tables);
     let all = options.include.is_empty() && options.exclude.is_empty();
     let table_names: Vec<upkeep_core::TableName> = tables.iter().map(|t| t.name.clone()).collect();
-    let native_ddl = snapshot.native_ddl(&table_names, all).await?;
+    let objects: Vec<SchemaObject> = {
+        let all_objects = snapshot.schema_objects().await?;
+        let names: std::collections::HashSet<&upkeep_core::TableName> =
+            table_names.iter().collect();
+        select_for_tables(&all_objects, &names, all)
+            .into_iter()
+            .cloned()
+            .collect()
+    };
     let mut warnings: Vec<String> = snapshot.warnings().to_vec();
     let identity = snapshot.change_identity().map(str::to_owned);
     let (parent, mut full_read_reason) = match find_parent(repo, snapshot, options)? {
@@ -500,9 +538,11 @@ async fn run(
     let mut given = vec![None; tables.len()];
     let mut parents = ParentSegments::new();
     if let Some(parent) = &parent {
-        let pre_data_same = parent.native_ddl.pre_data == native_ddl.pre_data;
         for (ti, table) in tables.iter().enumerate() {
-            let Some(entry) = parent_ranges(repo, parent, pre_data_same, table)? else {
+            let types = type_definitions(&objects, &table.name);
+            let same_types =
+                types.is_some() && types == type_definitions(&parent.objects, &table.name);
+            let Some(entry) = parent_ranges(repo, parent, same_types, table)? else {
                 continue;
             };
             let mut chunks = entry.chunks.iter();
@@ -683,7 +723,8 @@ async fn run(
         full_read_at,
         change_position: snapshot.change_position(),
         schema,
-        native_ddl,
+        objects,
+        native_ddl: None,
         tables: entries,
     };
     Ok(Ran {

@@ -65,6 +65,17 @@ pub enum BackupError {
         "internal error: {0}; this is a bug in upkeep, please report it with the output of -v"
     )]
     Internal(String),
+    #[error("creating {object}")]
+    Creating {
+        object: String,
+        #[source]
+        source: DbError,
+    },
+    #[error(
+        "roles missing in {target}: {roles}; create them first, or restore with --no-owner \
+         --no-privileges"
+    )]
+    MissingRoles { target: String, roles: String },
     #[error("cancelled")]
     Cancelled,
 }
@@ -84,7 +95,9 @@ impl BackupError {
             Self::NotARepository { .. }
             | Self::SnapshotNotFound { .. }
             | Self::NoTables { .. }
-            | Self::MissingColumn { .. } => ErrorKind::NotFound,
+            | Self::MissingColumn { .. }
+            | Self::MissingRoles { .. } => ErrorKind::NotFound,
+            Self::Creating { source, .. } => source.kind(),
             Self::NotEmpty { .. } | Self::Usage(_) | Self::AmbiguousSnapshot { .. } => {
                 ErrorKind::Usage
             }

@@ -2,13 +2,14 @@
 //! needs and every chunk it reads.
 
 use serde::{Deserialize, Serialize};
-use upkeep_core::{Digest, Engine, KeyRange, Schema, TableName};
+use upkeep_core::{Digest, Engine, KeyRange, Schema, SchemaObject, TableName};
 use upkeep_db::NativeDdl;
 
 use crate::BackupError;
 
 pub const MANIFEST_FORMAT: &str = "upkeep-snapshot";
-pub const MANIFEST_VERSION: u32 = 1;
+/// Version 2 lists schema objects; version 1 manifests (native DDL) are still read.
+pub const MANIFEST_VERSION: u32 = 2;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -40,8 +41,13 @@ pub struct Manifest {
     pub change_position: Option<u64>,
     /// The neutral schema (for restores into another engine and for reports).
     pub schema: Schema,
-    /// The source engine's own DDL, for a same-engine restore.
-    pub native_ddl: NativeDdl,
+    /// The source's schema objects in an order that creates them, each with its
+    /// definition: what a same-engine restore creates and its schema proof compares.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub objects: Vec<SchemaObject>,
+    /// Snapshots made before objects were listed: the source engine's own DDL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub native_ddl: Option<NativeDdl>,
     pub tables: Vec<TableEntry>,
 }
 
@@ -92,7 +98,9 @@ impl Manifest {
         if self.format != MANIFEST_FORMAT {
             return Err(bad(format!("unknown format {:?}", self.format)));
         }
-        if self.version != MANIFEST_VERSION || self.digest_version != upkeep_core::DIGEST_VERSION {
+        if !(1..=MANIFEST_VERSION).contains(&self.version)
+            || self.digest_version != upkeep_core::DIGEST_VERSION
+        {
             return Err(bad(format!(
                 "version {} / digest v{} is not readable",
                 self.version, self.digest_version

@@ -25,7 +25,9 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use tokio_util::sync::CancellationToken;
-use upkeep_core::{Digest, Engine, KeyRange, Table, TableKind};
+use upkeep_core::{
+    creation_sql, Attributes, Digest, Engine, KeyRange, ObjectKind, SchemaObject, Table, TableKind,
+};
 use upkeep_db::pg_post::{self, PostStatement};
 use upkeep_db::{quote, Database, OpenMode, PlanOptions, Target};
 
@@ -40,7 +42,9 @@ use crate::BackupError;
 pub(crate) struct PostData {
     /// Per table (as indexed in the restore), its key, constraint and index builds.
     builds: Vec<Vec<String>>,
-    /// Builds whose table could not be told: they run once every table is loaded.
+    /// What runs once every table is built, before the foreign keys: builds whose table
+    /// could not be told (older snapshots), and, from a snapshot's objects, everything after
+    /// the data that is not a build or a foreign key, in the objects' order.
     orphan_builds: Vec<String>,
     /// Foreign keys, each split into its `NOT VALID` form and its validation (`None` when it
     /// is added as it is, e.g. on a partitioned table).
@@ -57,6 +61,75 @@ impl PostData {
             rest: post_data,
             ..Self::default()
         }
+    }
+
+    /// PostgreSQL, from a snapshot's objects: each table's keys, checks and indexes are built
+    /// as soon as it is loaded (plain keys as an index build plus an instant attachment);
+    /// their comments, and every other object (attachments, triggers, rules, policies,
+    /// materialized views…), run in order once every table is built; foreign keys last,
+    /// added `NOT VALID` and validated as jobs of their own.
+    pub(crate) fn from_objects(
+        objects: &[&SchemaObject],
+        tables: &[Table],
+        attributes: Attributes,
+    ) -> Self {
+        let mut out = Self {
+            builds: vec![Vec::new(); tables.len()],
+            ..Self::default()
+        };
+        let index_of: HashMap<&upkeep_core::TableName, usize> = tables
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (&t.name, i))
+            .collect();
+        for o in objects {
+            let table = o.table.as_ref().and_then(|t| index_of.get(t)).copied();
+            let all = creation_sql(o, attributes);
+            let created = if attributes.owners || o.sql_without_owner.is_empty() {
+                o.sql.len()
+            } else {
+                o.sql_without_owner.len()
+            };
+            let (create, attrs) = all.split_at(created.min(all.len()));
+            match (o.kind(), table) {
+                (kind, Some(i)) if kind.is_table_build() => {
+                    let plain = tables[i].kind == TableKind::Table;
+                    let mut stmts = create.iter();
+                    if let Some(first) = stmts.next() {
+                        let split = plain.then(|| pg_post::key_as_index(first)).flatten();
+                        out.builds[i].extend(split.unwrap_or_else(|| vec![first.clone()]));
+                    }
+                    out.builds[i].extend(stmts.cloned());
+                    out.orphan_builds.extend(attrs.iter().cloned());
+                }
+                (ObjectKind::ForeignKey, table) => {
+                    let plain = table.is_some_and(|i| tables[i].kind == TableKind::Table);
+                    for stmt in create {
+                        match pg_post::classify(stmt) {
+                            PostStatement::ForeignKey { table, name }
+                                if plain && !stmt.trim_end().ends_with("NOT VALID") =>
+                            {
+                                let validate = Validation {
+                                    table: table.to_owned(),
+                                    name: name.to_owned(),
+                                };
+                                out.foreign_keys.push((
+                                    format!("{} NOT VALID", stmt.trim_end()),
+                                    Some(validate),
+                                ));
+                            }
+                            _ => out.foreign_keys.push((stmt.clone(), None)),
+                        }
+                    }
+                    out.rest.extend(attrs.iter().cloned());
+                }
+                _ => out.orphan_builds.extend(all.iter().cloned()),
+            }
+        }
+        for builds in &mut out.builds {
+            builds.sort_by_key(|b| b.starts_with("ALTER TABLE"));
+        }
+        out
     }
 
     /// PostgreSQL: sorts `post_data` by what each statement waits for. `spelled` holds each table's name
@@ -302,6 +375,8 @@ struct Shared {
     maintenance_work_mem_mb: u64,
     /// Each table is loaded whole, frozen (see `Database::write_stream_frozen`).
     frozen: bool,
+    /// A load into existing tables: no trigger fires, foreign key checks included.
+    data_only: bool,
     cancel: CancellationToken,
     started: std::time::Instant,
 }
@@ -323,6 +398,7 @@ pub(crate) async fn run(
     maintenance_work_mem_mb: u64,
     pages: bool,
     frozen: bool,
+    data_only: bool,
     entries: Vec<TableEntry>,
     tables: Vec<Table>,
     post: PostData,
@@ -368,6 +444,7 @@ pub(crate) async fn run(
         target: target.clone(),
         maintenance_work_mem_mb,
         frozen,
+        data_only,
         cancel,
         started: std::time::Instant::now(),
     });
@@ -396,38 +473,18 @@ pub(crate) async fn run(
     Ok(state.tables.iter().map(|t| t.digest).collect())
 }
 
-/// The restore's PostgreSQL sessions: sorts and hashes of index builds and foreign key
-/// checks (which use maintenance_work_mem) fit in memory, raised to `mib` and never lowered;
-/// no parallel workers or JIT, since the restore already keeps `jobs` sessions busy: a
-/// parallel index build spills every worker's sort to temporary files and merges them, and
-/// took twice the CPU of a serial one on the benchmark's 5 M-row key (2.4 against 1.2 CPU-s;
-/// the serial in-memory sort needed 431 MB). Settings a server lacks (before PostgreSQL 11)
-/// are left out.
-fn pg_session(mib: u64) -> String {
-    format!(
-        "SELECT count(set_config(name, CASE name WHEN 'jit' THEN 'off' ELSE '0' END, false)) \
-         FROM pg_settings \
-         WHERE name IN ('max_parallel_maintenance_workers', 'max_parallel_workers_per_gather', 'jit') \
-         UNION ALL SELECT count(set_config('maintenance_work_mem', '{mib}MB', false)) \
-         WHERE pg_size_bytes(current_setting('maintenance_work_mem')) < {mib}::bigint * 1048576"
-    )
-}
-
 async fn worker(shared: &Shared) -> Result<(), BackupError> {
     let mut db = Database::connect(&shared.target, OpenMode::ReadWrite).await?;
-    match db.engine() {
-        Engine::Postgres => {
-            db.execute_statement(&pg_session(shared.maintenance_work_mem_mb))
-                .await?
-        }
-        // Keys are checked by the proof, not row by row; foreign keys point at rows that
-        // may not be loaded yet.
-        Engine::Mysql => {
-            db.execute_statement("SET FOREIGN_KEY_CHECKS = 0, UNIQUE_CHECKS = 0")
-                .await?;
-        }
-        Engine::Sqlite => {}
-    }
+    // Keys are built after the load and checked by the proof, not row by row; foreign keys
+    // point at rows that may not be loaded yet. A PostgreSQL index build or foreign key
+    // check sorts and hashes in memory (the benchmark's 5 M-row key took 1.2 CPU-s serial
+    // against 2.4 in parallel workers that spill their sorts).
+    db.begin_bulk_load(upkeep_db::BulkLoad {
+        maintenance_work_mem_mb: Some(shared.maintenance_work_mem_mb),
+        disable_triggers: shared.data_only,
+        ..upkeep_db::BulkLoad::default()
+    })
+    .await?;
     loop {
         let changed = shared.changed.notified();
         tokio::pin!(changed);
@@ -648,7 +705,11 @@ mod tests {
     async fn pg_restore_sessions_build_serially_with_their_memory() {
         let db = TestDb::new(Engine::Postgres).await;
         let mut conn = db.connect().await;
-        conn.execute_statement(&pg_session(2048)).await.unwrap();
+        let load = |mib| upkeep_db::BulkLoad {
+            maintenance_work_mem_mb: Some(mib),
+            ..upkeep_db::BulkLoad::default()
+        };
+        conn.begin_bulk_load(load(2048)).await.unwrap();
         assert_eq!(show(&mut conn, "maintenance_work_mem").await, "2GB");
         assert_eq!(
             show(&mut conn, "max_parallel_maintenance_workers").await,
@@ -659,7 +720,7 @@ mod tests {
             "0"
         );
         assert_eq!(show(&mut conn, "jit").await, "off");
-        conn.execute_statement(&pg_session(64)).await.unwrap();
+        conn.begin_bulk_load(load(64)).await.unwrap();
         assert_eq!(show(&mut conn, "maintenance_work_mem").await, "2GB");
         conn.close().await;
     }

@@ -5,7 +5,11 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
-use upkeep_core::{Batch, Digest, Engine, LogicalType, Table, TableFilter, Unselected};
+use upkeep_core::{
+    creation_sql, prove, select_for_tables, Attributes, Batch, Digest, Engine, LogicalType,
+    ObjectCheck, ObjectKind, ObjectStatus, Phase, SchemaObject, Table, TableFilter, TableName,
+    Unselected,
+};
 use upkeep_db::{ddl, quote, Database, DbError, NativeDdl, OpenMode, Target};
 
 use crate::manifest::{ChunkRef, Manifest, TableEntry};
@@ -36,6 +40,9 @@ pub struct RestoreOptions {
     /// PostgreSQL: each job's memory for index builds and foreign key checks
     /// (`maintenance_work_mem`), in MiB; a server set higher keeps its own.
     pub maintenance_work_mem_mb: u64,
+    /// Whether owners (MySQL definers) and privileges are restored (`--no-owner`,
+    /// `--no-privileges` leave them out, as pg_restore's do).
+    pub attributes: Attributes,
 }
 
 impl RestoreOptions {
@@ -50,6 +57,7 @@ impl RestoreOptions {
             mode: SchemaMode::SchemaAndData,
             clean: false,
             maintenance_work_mem_mb: 1024,
+            attributes: Attributes::default(),
         }
     }
 }
@@ -62,8 +70,16 @@ pub struct RestoreReport {
     pub target_engine: Engine,
     pub tables: Vec<TableRestore>,
     pub total_rows: u64,
-    /// Every restored table's digest, read back from the target, equals the manifest's.
+    /// Everything is proven: every restored table's digest, read back from the target,
+    /// equals the manifest's, and every schema object is there as the snapshot had it.
     pub verified: bool,
+    /// Every restored table's digest equals the manifest's.
+    pub data_verified: bool,
+    /// The schema proof: each of the snapshot's objects and what the target has of it
+    /// (another engine: what was translated, weakened or not carried over). Empty for
+    /// snapshots made before upkeep listed objects.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub schema: Vec<ObjectCheck>,
     /// Conversions that change the data's type when restoring into another engine.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub lossy_conversions: Vec<String>,
@@ -112,21 +128,71 @@ pub async fn restore(
 
     let mut admin = Database::connect(target, OpenMode::Create).await?;
     let engine = target.engine();
-    if engine == Engine::Mysql {
-        admin
-            .execute_statement("SET FOREIGN_KEY_CHECKS = 0")
-            .await?;
-    }
-    prepare_target(&mut admin, &options, &tables).await?;
+    // Into existing tables (--data-only), rows are deleted and loaded in no order that
+    // foreign keys or triggers would accept.
+    admin
+        .begin_bulk_load(upkeep_db::BulkLoad {
+            disable_triggers: options.mode == SchemaMode::DataOnly,
+            ..upkeep_db::BulkLoad::default()
+        })
+        .await?;
     let whole = entries.len() == manifest.tables.len();
-    let ddl = schema_ddl(&manifest, &tables, engine, whole);
-    if options.mode != SchemaMode::DataOnly {
-        for stmt in &ddl.pre_data {
-            admin.execute_statement(stmt).await?;
+    let same_engine = manifest.engine == engine;
+    let attributes = options.attributes;
+    // The snapshot's objects, for a same-engine restore of a snapshot that lists them.
+    let chosen: Option<Vec<&SchemaObject>> =
+        (same_engine && !manifest.objects.is_empty()).then(|| {
+            let names: std::collections::HashSet<&TableName> =
+                entries.iter().map(|e| &e.name).collect();
+            select_for_tables(&manifest.objects, &names, whole)
+        });
+    prepare_target(&mut admin, &options, &tables, chosen.as_deref()).await?;
+    let ddl = match &chosen {
+        Some(_) => upkeep_db::NativeDdl::new(engine),
+        None => schema_ddl(&manifest, &tables, engine, whole),
+    };
+    let data_only = options.mode == SchemaMode::DataOnly;
+    if !data_only {
+        match &chosen {
+            Some(objects) => {
+                if attributes.owners || attributes.privileges {
+                    check_roles(&mut admin, objects, attributes).await?;
+                }
+                for o in objects.iter().filter(|o| o.phase == Phase::PreData) {
+                    create_object(&mut admin, o, attributes).await?;
+                }
+            }
+            None => {
+                for stmt in &ddl.pre_data {
+                    admin.execute_statement(stmt).await?;
+                }
+            }
         }
     }
     tracing::debug!(elapsed = ?started.elapsed(), "schema created");
-    if engine != Engine::Sqlite && options.mode != SchemaMode::SchemaOnly {
+    // After the data: everything, or with --data-only the sequence positions alone (the
+    // next insert must not collide with a restored row).
+    let post_objects: Vec<&SchemaObject> = chosen
+        .iter()
+        .flatten()
+        .filter(|o| o.phase == Phase::PostData)
+        .filter(|o| !data_only || o.kind() == ObjectKind::SequenceValue)
+        .copied()
+        .collect();
+    let post_sql: Vec<String> = match &chosen {
+        Some(_) => post_objects
+            .iter()
+            .flat_map(|o| creation_sql(o, attributes))
+            .collect(),
+        None if data_only => ddl
+            .post_data
+            .iter()
+            .filter(|s| is_position(s))
+            .cloned()
+            .collect(),
+        None => ddl.post_data.clone(),
+    };
+    let digests = if engine != Engine::Sqlite && options.mode != SchemaMode::SchemaOnly {
         // Load, builds and the read-back overlap, table by table (SQLite has one writer).
         let mut models = read_models(&mut admin, &tables, &id).await?;
         for ((m, source), entry) in models.iter_mut().zip(&tables).zip(&entries) {
@@ -138,23 +204,24 @@ pub async fn restore(
             }
             m.estimated_rows = Some(entry.rows);
         }
-        let post = if options.mode == SchemaMode::DataOnly {
-            Vec::new()
-        } else {
-            ddl.post_data
-        };
         let (post, pages) = if engine == Engine::Postgres {
-            let spelled = pipeline::spelled_names(&mut admin, &models).await?;
             let pages = admin.reads_page_ranges().await?;
-            (pipeline::PostData::classify(post, &models, &spelled), pages)
+            let post = match &chosen {
+                Some(_) => pipeline::PostData::from_objects(&post_objects, &models, attributes),
+                None => {
+                    let spelled = pipeline::spelled_names(&mut admin, &models).await?;
+                    pipeline::PostData::classify(post_sql, &models, &spelled)
+                }
+            };
+            (post, pages)
         } else {
-            // MySQL builds its keys and indexes while loading (they are in CREATE TABLE):
+            // MySQL builds its keys and indexes while loading (they are in its CREATE TABLE):
             // what comes after the data (views, triggers) runs once every table is loaded.
-            (pipeline::PostData::after_all(post, models.len()), false)
+            (pipeline::PostData::after_all(post_sql, models.len()), false)
         };
         admin.close().await;
         // Tables this restore created (and that nothing references yet) are loaded frozen.
-        let frozen = engine == Engine::Postgres && options.mode != SchemaMode::DataOnly;
+        let frozen = engine == Engine::Postgres && !data_only;
         let digests = pipeline::run(
             repo.clone(),
             target,
@@ -162,85 +229,253 @@ pub async fn restore(
             options.maintenance_work_mem_mb,
             pages,
             frozen,
+            data_only,
             entries.clone(),
             models,
             post,
-            cancel,
+            cancel.clone(),
         )
         .await?;
         tracing::debug!(elapsed = ?started.elapsed(), "loaded, built and read back");
-        return finish(&id, &manifest, target, &entries, &tables, digests, started);
-    }
-    if options.mode != SchemaMode::SchemaOnly {
-        load(&repo, &options, &entries, &tables, cancel.clone()).await?;
-    }
-    tracing::debug!(elapsed = ?started.elapsed(), "data loaded");
-    if options.mode != SchemaMode::DataOnly {
+        Some(digests)
+    } else {
+        if options.mode != SchemaMode::SchemaOnly {
+            load(&repo, &options, &entries, &tables, cancel.clone()).await?;
+        }
+        tracing::debug!(elapsed = ?started.elapsed(), "data loaded");
         // SQLite has one writer, and --schema-only builds on empty tables: in order.
-        for stmt in &ddl.post_data {
+        for stmt in &post_sql {
             admin.execute_statement(stmt).await?;
         }
-    }
-    tracing::debug!(elapsed = ?started.elapsed(), "indexes and constraints built");
-
-    // The proof: read every restored table back and compare its digest with the manifest's.
-    if options.mode == SchemaMode::SchemaOnly {
+        tracing::debug!(elapsed = ?started.elapsed(), "indexes and constraints built");
+        let digests = if options.mode == SchemaMode::SchemaOnly {
+            None
+        } else {
+            // The proof: read every restored table back and compare its digest.
+            let read_models = read_models(&mut admin, &tables, &id).await?;
+            Some(upkeep_db::digest_tables(target, read_models, options.jobs, cancel).await?)
+        };
         admin.close().await;
-        return Ok(report(
-            &id, &manifest, target, &entries, &tables, None, started,
-        ));
-    }
-    let read_models = read_models(&mut admin, &tables, &id).await?;
-    admin.close().await;
-    let digests = upkeep_db::digest_tables(target, read_models, options.jobs, cancel).await?;
-    finish(&id, &manifest, target, &entries, &tables, digests, started)
+        digests
+    };
+    // The schema proof: the target's objects, listed as the snapshot's were.
+    let schema = match &chosen {
+        Some(objects) => {
+            let proven: Vec<&SchemaObject> = if data_only {
+                post_objects.clone()
+            } else {
+                objects.clone()
+            };
+            let mut db = Database::connect(target, OpenMode::ReadWrite).await?;
+            let found = db.schema_objects().await?;
+            db.close().await;
+            prove(&proven, &found, attributes)
+        }
+        None if !same_engine && !data_only && !manifest.objects.is_empty() => {
+            let names: std::collections::HashSet<&TableName> =
+                entries.iter().map(|e| &e.name).collect();
+            let objects = select_for_tables(&manifest.objects, &names, whole);
+            cross_engine_checks(&objects, &tables, engine)
+        }
+        None => Vec::new(),
+    };
+    tracing::debug!(elapsed = ?started.elapsed(), "schema proven");
+    finish(
+        &id, &manifest, target, &entries, &tables, digests, schema, started,
+    )
 }
 
-/// Compares the digests read back with the manifest's: a mismatch names the tables.
+/// Statements of an older snapshot's DDL that set a sequence's or counter's position.
+fn is_position(stmt: &str) -> bool {
+    let s = stmt.trim_start();
+    [
+        "SELECT setval(",
+        "SELECT pg_catalog.setval(",
+        "SELECT SETVAL(",
+        "DELETE FROM sqlite_sequence",
+        "INSERT INTO sqlite_sequence",
+    ]
+    .iter()
+    .any(|p| s.starts_with(p))
+}
+
+/// Runs the statements that create `object`, naming it when one fails.
+async fn create_object(
+    db: &mut Database,
+    object: &SchemaObject,
+    attributes: Attributes,
+) -> Result<(), BackupError> {
+    for stmt in creation_sql(object, attributes) {
+        db.execute_statement(&stmt)
+            .await
+            .map_err(|source| BackupError::Creating {
+                object: object.key.to_string(),
+                source,
+            })?;
+    }
+    Ok(())
+}
+
+/// The roles that own the objects and hold their privileges must exist in the target, or
+/// the restore would fail halfway: refuses at once, naming them.
+async fn check_roles(
+    db: &mut Database,
+    objects: &[&SchemaObject],
+    attributes: Attributes,
+) -> Result<(), BackupError> {
+    if db.engine() != Engine::Postgres {
+        return Ok(());
+    }
+    let mut needed = std::collections::BTreeSet::new();
+    for o in objects {
+        if let (true, Some(owner)) = (attributes.owners, &o.owner) {
+            needed.insert(owner.value.clone());
+        }
+        if let (true, Some(p)) = (attributes.privileges, &o.privileges) {
+            needed.extend(upkeep_db::acl_roles(&p.value));
+        }
+    }
+    let existing = db.roles().await?;
+    let missing: Vec<String> = needed
+        .into_iter()
+        .filter(|r| !existing.contains(r))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(BackupError::MissingRoles {
+        target: db.target().display().to_owned(),
+        roles: missing.join(", "),
+    })
+}
+
+/// Another engine: what became of each of the snapshot's objects. Tables are recreated in
+/// the target's types with their keys, unique constraints, plain indexes and foreign keys;
+/// the rest of a table's definition is named as weakened, and objects of other kinds as not
+/// carried over.
+fn cross_engine_checks(
+    objects: &[&SchemaObject],
+    tables: &[Table],
+    engine: Engine,
+) -> Vec<ObjectCheck> {
+    let table_of = |o: &SchemaObject| {
+        o.table
+            .as_ref()
+            .and_then(|t| tables.iter().find(|x| &x.name == t))
+    };
+    objects
+        .iter()
+        .map(|o| {
+            let not_carried = |why: &str| ObjectStatus::NotCarried {
+                reason: why.to_owned(),
+            };
+            let status = match (o.kind(), table_of(o)) {
+                (ObjectKind::Table, Some(t)) => {
+                    let mut lost = Vec::new();
+                    for c in &t.columns {
+                        if c.default.is_some() && c.identity.is_none() {
+                            lost.push(format!("the default of {}", c.name));
+                        }
+                        if c.identity.is_some() {
+                            lost.push(format!("the identity of {}", c.name));
+                        }
+                        if c.generated.is_some() {
+                            lost.push(format!(
+                                "the expression of generated column {} (its values are kept)",
+                                c.name
+                            ));
+                        }
+                    }
+                    if t.comment.is_some() {
+                        lost.push("its comment".into());
+                    }
+                    if lost.is_empty() {
+                        ObjectStatus::Translated {
+                            detail: format!("columns in {engine} types"),
+                        }
+                    } else {
+                        ObjectStatus::Weakened {
+                            detail: format!(
+                                "columns in {engine} types, without {}",
+                                lost.join(", ")
+                            ),
+                        }
+                    }
+                }
+                (ObjectKind::PrimaryKey, Some(_)) => ObjectStatus::Translated {
+                    detail: "primary key".into(),
+                },
+                (ObjectKind::Unique, Some(_)) => ObjectStatus::Translated {
+                    detail: "unique constraint, named by the target".into(),
+                },
+                (ObjectKind::ForeignKey, Some(t)) => {
+                    if t.foreign_keys.is_empty() {
+                        not_carried("its table's foreign keys were not read")
+                    } else {
+                        ObjectStatus::Translated {
+                            detail: "foreign key, named by the target".into(),
+                        }
+                    }
+                }
+                (ObjectKind::Index, Some(t)) => {
+                    let short = o.key.name.split(" on ").next().unwrap_or_default();
+                    let plain = t.indexes.iter().any(|i| {
+                        !i.columns.is_empty() && short.trim_matches('"').ends_with(&i.name)
+                    });
+                    if plain {
+                        ObjectStatus::Translated {
+                            detail: "index on the same columns".into(),
+                        }
+                    } else {
+                        not_carried("an expression or partial index is not translated")
+                    }
+                }
+                (ObjectKind::Schema, _) if o.key.name == "public" => ObjectStatus::Translated {
+                    detail: format!("the default namespace of the {engine} database"),
+                },
+                (ObjectKind::Schema, _) if engine == Engine::Postgres => ObjectStatus::Translated {
+                    detail: "a schema".into(),
+                },
+                (ObjectKind::Table, None) => not_carried("not restored"),
+                (kind, _) => not_carried(&format!("a {kind} is not translated into {engine}")),
+            };
+            ObjectCheck {
+                key: o.key.clone(),
+                status,
+            }
+        })
+        .collect()
+}
+
+/// Compares the digests read back with the manifest's (a mismatch names the tables) and
+/// reports, with the schema proof.
+#[allow(clippy::too_many_arguments)]
 fn finish(
     id: &str,
     manifest: &Manifest,
     target: &Target,
     entries: &[TableEntry],
     tables: &[Table],
-    digests: Vec<Digest>,
+    digests: Option<Vec<Digest>>,
+    schema: Vec<ObjectCheck>,
     started: Instant,
 ) -> Result<RestoreReport, BackupError> {
-    let bad: Vec<String> = entries
-        .iter()
-        .zip(&digests)
-        .filter(|(e, d)| **d != e.digest)
-        .map(|(e, d)| format!("{} (expected {}, restored {d})", e.name, e.digest))
-        .collect();
-    if !bad.is_empty() {
-        return Err(BackupError::Mismatch {
-            snapshot: id.to_owned(),
-            tables: bad.join(", "),
-        });
+    if let Some(digests) = &digests {
+        let bad: Vec<String> = entries
+            .iter()
+            .zip(digests)
+            .filter(|(e, d)| **d != e.digest)
+            .map(|(e, d)| format!("{} (expected {}, restored {d})", e.name, e.digest))
+            .collect();
+        if !bad.is_empty() {
+            return Err(BackupError::Mismatch {
+                snapshot: id.to_owned(),
+                tables: bad.join(", "),
+            });
+        }
     }
-    Ok(report(
-        id,
-        manifest,
-        target,
-        entries,
-        tables,
-        Some(digests),
-        started,
-    ))
-}
-
-fn report(
-    id: &str,
-    manifest: &Manifest,
-    target: &Target,
-    entries: &[TableEntry],
-    tables: &[Table],
-    digests: Option<Vec<Digest>>,
-    started: Instant,
-) -> RestoreReport {
     let engine = target.engine();
-    let same_engine = manifest.engine == engine;
-    let verified = digests.is_some();
+    let data_verified = digests.is_some();
     let mut digests = digests.map(Vec::into_iter);
     let report_tables: Vec<TableRestore> = entries
         .iter()
@@ -251,20 +486,58 @@ fn report(
             restored: digests.as_mut().and_then(Iterator::next),
         })
         .collect();
-    RestoreReport {
+    let schema_whole = schema.iter().all(|c| {
+        matches!(
+            c.status,
+            ObjectStatus::Equal | ObjectStatus::Translated { .. }
+        )
+    });
+    Ok(RestoreReport {
         snapshot: id.to_owned(),
         target: target.display().to_owned(),
         source_engine: manifest.engine,
         target_engine: engine,
-        total_rows: report_tables.iter().map(|t| t.rows).sum(),
+        // A partitioned table stored as its partitions holds their rows: count them once.
+        total_rows: report_tables
+            .iter()
+            .zip(entries)
+            .filter(|(_, e)| e.partitions.is_empty() || !with_partitions_restored(entries, e))
+            .map(|(t, _)| t.rows)
+            .sum(),
         tables: report_tables,
-        verified,
-        lossy_conversions: if same_engine {
+        verified: data_verified && schema_whole,
+        data_verified,
+        schema,
+        lossy_conversions: if manifest.engine == engine {
             Vec::new()
         } else {
             lossy_conversions(tables, engine)
         },
         duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    })
+}
+
+/// Whether a partitioned table's partitions are restored too (their rows are its rows).
+fn with_partitions_restored(entries: &[TableEntry], parent: &TableEntry) -> bool {
+    parent
+        .partitions
+        .iter()
+        .all(|p| entries.iter().any(|e| &e.name == p))
+}
+
+impl RestoreReport {
+    /// Objects missing from the target or defined otherwise there: a same-engine restore
+    /// with any of these is not a faithful copy (exit 3).
+    pub fn schema_problems(&self) -> Vec<&ObjectCheck> {
+        self.schema
+            .iter()
+            .filter(|c| {
+                matches!(
+                    c.status,
+                    ObjectStatus::Missing | ObjectStatus::Different { .. }
+                )
+            })
+            .collect()
     }
 }
 
@@ -287,6 +560,7 @@ async fn prepare_target(
     db: &mut Database,
     options: &RestoreOptions,
     tables: &[Table],
+    objects: Option<&[&SchemaObject]>,
 ) -> Result<(), BackupError> {
     let existing = db.introspect().await?;
     let engine = db.engine();
@@ -318,6 +592,15 @@ async fn prepare_target(
         for t in tables.iter().filter(|t| full.contains(&t.name.to_string())) {
             db.execute_statement(&format!("DELETE FROM {}", quote::table(engine, &t.name)))
                 .await?;
+        }
+        return Ok(());
+    }
+    if let (true, Some(objects)) = (options.clean, objects) {
+        // The snapshot's own objects go, last created first: what the restore recreates.
+        for o in objects.iter().rev() {
+            if let Some(sql) = upkeep_db::drop_statement(engine, o) {
+                db.execute_statement(&sql).await?;
+            }
         }
         return Ok(());
     }
@@ -355,8 +638,8 @@ async fn prepare_target(
 /// restored tables.
 fn schema_ddl(manifest: &Manifest, tables: &[Table], engine: Engine, whole: bool) -> NativeDdl {
     let same_engine = manifest.engine == engine;
-    if same_engine && whole {
-        return manifest.native_ddl.clone();
+    if let (true, true, Some(native)) = (same_engine, whole, &manifest.native_ddl) {
+        return native.clone();
     }
     let mut ddl = NativeDdl::new(engine);
     if engine == Engine::Postgres {

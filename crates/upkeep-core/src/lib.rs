@@ -25,6 +25,7 @@ mod cursor;
 mod digest;
 mod filter;
 mod logical;
+mod objects;
 mod progress;
 mod redact;
 mod schema;
@@ -37,6 +38,10 @@ pub use cursor::ByteCursor;
 pub use digest::{row_hash, Digest, ParseDigestError, DIGEST_VERSION};
 pub use filter::{TableFilter, Unselected};
 pub use logical::LogicalType;
+pub use objects::{
+    creation_sql, prove, same_definition, select_for_tables, with_needs, Attribute, Attributes,
+    ObjectCheck, ObjectKey, ObjectKind, ObjectStatus, Phase, SchemaObject,
+};
 pub use progress::{NoProgress, Progress, ProgressEvent};
 pub use redact::{encode_url_userinfo, redact_url, url_userinfo, UrlUserinfo};
 pub use schema::{

@@ -49,6 +49,17 @@ impl Session {
         Ok(schema)
     }
 
+    async fn schema_objects(
+        &mut self,
+        target: &Target,
+    ) -> Result<Vec<upkeep_core::SchemaObject>, DbError> {
+        match self {
+            Self::Pg(c) => pg::schema_objects(c, target).await,
+            Self::My(c) => mysql::schema_objects(c, target).await,
+            Self::Sqlite(c) => sqlite::schema_objects(c, target),
+        }
+    }
+
     async fn server_version(&mut self, target: &Target) -> Result<String, DbError> {
         match self {
             Self::Pg(c) => pg::server_version(c, target).await,
@@ -108,6 +119,20 @@ impl Session {
     }
 }
 
+/// How a session that loads rows in bulk is set up (see [`Database::begin_bulk_load`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BulkLoad {
+    /// PostgreSQL: memory for index builds and foreign key checks, in MiB (raised, never
+    /// lowered).
+    pub maintenance_work_mem_mb: Option<u64>,
+    /// Fire no trigger, foreign key checks included: a load into existing tables, whose
+    /// rows arrive in no particular order (`--data-only`).
+    pub disable_triggers: bool,
+    /// The data can be made again (generated): SQLite writes through a write-ahead log
+    /// without syncing.
+    pub regenerable: bool,
+}
+
 /// One connection to a database.
 pub struct Database {
     target: Target,
@@ -144,6 +169,12 @@ impl Database {
 
     pub async fn introspect(&mut self) -> Result<Schema, DbError> {
         self.session.introspect(&self.target).await
+    }
+
+    /// Every schema object of the database, in an order that creates them (see
+    /// [`upkeep_core::SchemaObject`]).
+    pub async fn schema_objects(&mut self) -> Result<Vec<upkeep_core::SchemaObject>, DbError> {
+        self.session.schema_objects(&self.target).await
     }
 
     /// Runs SQL statements (a schema script, a fixture). MySQL scripts are split at `;` line
@@ -238,6 +269,53 @@ impl Database {
             rows += self.write_batch(table, &batch).await?;
         }
         Ok(rows)
+    }
+
+    /// Sets this session up to load rows in bulk and build keys after: the proof checks what
+    /// was loaded, not each row as it arrives. PostgreSQL builds indexes serially in memory
+    /// (`maintenance_work_mem` raised to `load.maintenance_work_mem_mb`, no parallel workers
+    /// or JIT: the restore already keeps its sessions busy) and, with `disable_triggers`,
+    /// fires no trigger (`session_replication_role = replica`, which needs a superuser, as
+    /// pg_restore's `--disable-triggers`); MySQL/MariaDB checks no foreign or unique key row
+    /// by row; SQLite enforces no foreign key.
+    pub async fn begin_bulk_load(&mut self, load: BulkLoad) -> Result<(), DbError> {
+        match &mut self.session {
+            Session::Pg(c) => pg::begin_bulk_load(c, &self.target, load).await,
+            Session::My(c) => {
+                mysql::execute_script(
+                    c,
+                    &self.target,
+                    "SET FOREIGN_KEY_CHECKS = 0, UNIQUE_CHECKS = 0",
+                )
+                .await
+            }
+            Session::Sqlite(c) => {
+                let mut sql = "PRAGMA foreign_keys = OFF".to_owned();
+                if load.regenerable {
+                    sql.push_str("; PRAGMA journal_mode = WAL; PRAGMA synchronous = OFF");
+                }
+                sqlite::execute_script(c, &self.target, &sql)
+            }
+        }
+    }
+
+    /// The roles of a PostgreSQL server (none elsewhere).
+    pub async fn roles(&mut self) -> Result<std::collections::HashSet<String>, DbError> {
+        if self.engine() != Engine::Postgres {
+            return Ok(std::collections::HashSet::new());
+        }
+        let rows = self
+            .session
+            .query_text(
+                &self.target,
+                "SELECT rolname::text FROM pg_roles",
+                "reading roles",
+            )
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| r.into_iter().next().flatten())
+            .collect())
     }
 
     /// Splits `table` into key ranges on its split key, on this session.
@@ -654,23 +732,15 @@ impl Snapshot {
         Ok(planned)
     }
 
-    /// The engine's own DDL for `tables` (and, when `all`, views and routines), read in the
-    /// snapshot.
-    pub async fn native_ddl(
-        &mut self,
-        tables: &[upkeep_core::TableName],
-        all: bool,
-    ) -> Result<crate::NativeDdl, DbError> {
+    /// Every schema object of the database, read in the snapshot (see
+    /// [`Database::schema_objects`]).
+    pub async fn schema_objects(&mut self) -> Result<Vec<upkeep_core::SchemaObject>, DbError> {
         let target = self.target.clone();
         let session = match self.coordinator.as_mut() {
             Some(c) => c,
             None => self.sessions.first_mut().expect("a snapshot has a session"),
         };
-        match session {
-            Session::Pg(c) => pg::native_ddl(c, &target, tables, all).await,
-            Session::My(c) => mysql::native_ddl(c, &target, tables, all).await,
-            Session::Sqlite(c) => sqlite::native_ddl(c, &target, tables, all),
-        }
+        session.schema_objects(&target).await
     }
 
     pub(crate) fn take_sessions(&mut self) -> Vec<Session> {

@@ -1,7 +1,7 @@
 //! Each engine's own DDL for a same-engine restore, read from the server inside the snapshot.
 
 use serde::{Deserialize, Serialize};
-use upkeep_core::{Engine, TableName};
+use upkeep_core::Engine;
 
 /// Native DDL statements, in the order they must run.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,10 +22,4 @@ impl NativeDdl {
             post_data: Vec::new(),
         }
     }
-}
-
-pub(crate) fn selected(tables: &[TableName], schema: Option<&str>, name: &str) -> bool {
-    tables
-        .iter()
-        .any(|t| t.schema.as_deref() == schema && t.name == name)
 }

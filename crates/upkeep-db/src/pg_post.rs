@@ -1,7 +1,8 @@
-//! The PostgreSQL post-data statements that the native DDL writes (`pg/ddl.rs`), read back by
-//! a restore that schedules them: which table a key or index build is on, which statement is
-//! a foreign key, and how a plain key becomes an index build plus an instant attachment. The
-//! statements' shapes are this crate's own, so the reading lives beside the writing.
+//! The PostgreSQL post-data statements that schema objects (`pg/objects.rs`, and the native
+//! DDL of snapshots made before objects) create, read back by a restore that schedules them:
+//! which table a key or index build is on, which statement is a foreign key, and how a plain
+//! key becomes an index build plus an instant attachment. The statements' shapes are this
+//! crate's own, so the reading lives beside the writing.
 
 /// What a post-data statement does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

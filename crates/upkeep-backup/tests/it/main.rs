@@ -30,7 +30,7 @@ pub(crate) async fn backup_with(
     configure(&mut options);
     upkeep_backup::backup(options, Arc::new(NoProgress), Default::default())
         .await
-        .unwrap_or_else(|e| panic!("backup of {target} failed: {e}"))
+        .unwrap_or_else(|e| panic!("backup of {target} failed: {}", chain(&e)))
 }
 
 pub(crate) async fn restore(
@@ -42,7 +42,7 @@ pub(crate) async fn restore(
     configure(&mut options);
     upkeep_backup::restore(options, Default::default())
         .await
-        .unwrap_or_else(|e| panic!("restore into {target} failed: {e}"))
+        .unwrap_or_else(|e| panic!("restore into {target} failed: {}", chain(&e)))
 }
 
 /// `upkeep verify` of every snapshot in `repo`.
@@ -59,4 +59,16 @@ async fn verify(repo: &Path, read_data: bool) -> upkeep_backup::VerifyReport {
     )
     .await
     .unwrap()
+}
+
+/// An error and its causes, as the CLI prints them.
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
 }

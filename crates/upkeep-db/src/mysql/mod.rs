@@ -1,13 +1,13 @@
 //! MySQL and MariaDB: connect, introspect, read through the text protocol, write with
 //! prepared multi-row INSERTs.
 
-mod ddl;
 mod introspect;
+mod objects;
 mod read;
 mod write;
 
-pub(crate) use ddl::native_ddl;
 pub(crate) use introspect::introspect;
+pub(crate) use objects::schema_objects;
 pub(crate) use read::{read_chunk, text};
 pub(crate) use write::write_batch;
 

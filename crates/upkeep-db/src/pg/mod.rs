@@ -3,13 +3,13 @@
 
 mod copy_binary;
 mod copy_encode;
-mod ddl;
 mod introspect;
+mod objects;
 mod read;
 mod write;
 
-pub(crate) use ddl::native_ddl;
 pub(crate) use introspect::introspect;
+pub(crate) use objects::schema_objects;
 pub(crate) use read::read_chunk;
 pub(crate) use write::{write_batch, write_stream, write_stream_frozen};
 
@@ -100,6 +100,38 @@ pub(crate) async fn execute_script(
         .await
         .map_err(err(target, "running SQL"))
         .map(|_| ())
+}
+
+/// See [`crate::Database::begin_bulk_load`]. Settings a server lacks (before PostgreSQL 11)
+/// are left out.
+pub(crate) async fn begin_bulk_load(
+    conn: &mut PgConnection,
+    target: &Target,
+    load: crate::BulkLoad,
+) -> Result<(), DbError> {
+    let mut sql = "SELECT count(set_config(name, CASE name WHEN 'jit' THEN 'off' ELSE '0' END, false)) \
+         FROM pg_settings \
+         WHERE name IN ('max_parallel_maintenance_workers', 'max_parallel_workers_per_gather', 'jit')"
+        .to_owned();
+    if let Some(mib) = load.maintenance_work_mem_mb {
+        sql.push_str(&format!(
+            " UNION ALL SELECT count(set_config('maintenance_work_mem', '{mib}MB', false)) \
+             WHERE pg_size_bytes(current_setting('maintenance_work_mem')) < {mib}::bigint * 1048576"
+        ));
+    }
+    conn.execute(sql.as_str())
+        .await
+        .map_err(err(target, "setting up a loading session"))?;
+    if load.disable_triggers {
+        conn.execute("SET session_replication_role = replica")
+            .await
+            .map_err(err(
+                target,
+                "turning triggers and foreign key checks off for a load into existing tables \
+                 (session_replication_role needs a superuser)",
+            ))?;
+    }
+    Ok(())
 }
 
 pub(crate) async fn close(conn: PgConnection) {

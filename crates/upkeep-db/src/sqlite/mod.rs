@@ -5,7 +5,7 @@ mod introspect;
 mod read;
 mod write;
 
-pub(crate) use ddl::native_ddl;
+pub(crate) use ddl::schema_objects;
 pub(crate) use introspect::introspect;
 pub(crate) use read::read_chunk;
 pub(crate) use write::write_batch;

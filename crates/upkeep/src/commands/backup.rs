@@ -347,6 +347,13 @@ pub struct RestoreArgs {
     /// (maintenance_work_mem); a server set higher keeps its own. Lower it on a small server.
     #[arg(long, value_name = "MB", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=1_048_576))]
     pub maintenance_work_mem: u64,
+    /// Leave owners out (PostgreSQL owners, MySQL definers): the restoring user owns
+    /// everything, as pg_restore's --no-owner.
+    #[arg(long)]
+    pub no_owner: bool,
+    /// Leave privileges (GRANTs) out, as pg_restore's --no-privileges.
+    #[arg(long)]
+    pub no_privileges: bool,
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -361,6 +368,10 @@ pub async fn restore(args: RestoreArgs, ctx: &Context) -> Result<u8, Failure> {
     options.jobs = usize::from(args.jobs);
     options.clean = args.clean;
     options.maintenance_work_mem_mb = args.maintenance_work_mem;
+    options.attributes = upkeep_core::Attributes {
+        owners: !args.no_owner,
+        privileges: !args.no_privileges,
+    };
     options.mode = if args.schema_only {
         SchemaMode::SchemaOnly
     } else if args.data_only {
@@ -373,7 +384,13 @@ pub async fn restore(args: RestoreArgs, ctx: &Context) -> Result<u8, Failure> {
         tracing::warn!("lossy conversion: {l}");
     }
     printer::report_fenced(&report, args.output.format(), restore_text)?;
-    Ok(exit::OK)
+    // A same-engine restore whose schema is not the snapshot's is no copy: exit 3, the
+    // report naming what differs. Another engine's named losses are expected.
+    Ok(if report.schema_problems().is_empty() {
+        exit::OK
+    } else {
+        exit::MISMATCH
+    })
 }
 
 fn restore_text(r: &RestoreReport) -> String {
@@ -396,19 +413,62 @@ fn restore_text(r: &RestoreReport) -> String {
             check.into(),
         ]);
     }
-    printer::columns(&rows, &[1])
-        + &format!(
-            "restored snapshot {} into {}: {} rows in {:.2} s, {}\n",
-            r.snapshot,
-            r.target,
-            printer::thousands(r.total_rows),
-            r.duration_ms as f64 / 1000.0,
-            if r.verified {
-                "every table's digest equals the snapshot's"
-            } else {
-                "not verified (--schema-only)"
+    let mut out = printer::columns(&rows, &[1]);
+    // The schema: every object not carried over as it was, by name; the equal ones counted.
+    let mut equal = 0;
+    let mut translated = 0;
+    for c in &r.schema {
+        use upkeep_core::ObjectStatus as S;
+        let line = match &c.status {
+            S::Equal => {
+                equal += 1;
+                continue;
             }
-        )
+            S::Translated { .. } => {
+                translated += 1;
+                continue;
+            }
+            S::Weakened { detail } => format!("weakened: {} ({detail})", c.key),
+            S::NotCarried { reason } => format!("not carried over: {} ({reason})", c.key),
+            S::Missing => format!("MISSING: {}", c.key),
+            S::Different {
+                attribute,
+                expected,
+                found,
+            } => format!(
+                "DIFFERENT: {} ({attribute}: expected {expected:?}, found {found:?})",
+                c.key
+            ),
+        };
+        out.push_str(&line);
+        out.push('\n');
+    }
+    let data = if r.data_verified {
+        "every table's digest equals the snapshot's"
+    } else {
+        "data not verified (--schema-only)"
+    };
+    let schema = if r.schema.is_empty() {
+        String::new()
+    } else {
+        let named = r.schema.len() - equal - translated;
+        let mut s = format!("; schema: {equal} objects equal");
+        if translated > 0 {
+            s.push_str(&format!(", {translated} translated"));
+        }
+        if named > 0 {
+            s.push_str(&format!(", {named} listed above"));
+        }
+        s
+    };
+    out + &format!(
+        "restored snapshot {} into {}: {} rows in {:.2} s, {data}{schema}{}\n",
+        r.snapshot,
+        r.target,
+        printer::thousands(r.total_rows),
+        r.duration_ms as f64 / 1000.0,
+        if r.verified { "; verified" } else { "" }
+    )
 }
 
 /// Check a repository: every referenced chunk present and, with --read-data, every chunk
