@@ -8,8 +8,8 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use upkeep_core::{
-    select_for_tables, stored_row_hash, Batch, Digest, Engine, ObjectKind, Progress, SchemaObject,
-    TableFilter,
+    select_objects, stored_row_hash, Batch, Digest, Engine, ObjectKind, Progress, SchemaObject,
+    Selection, TableFilter,
 };
 use upkeep_db::{BatchSink, PlanOptions, ScanError, ScanOptions, ScanTask, Snapshot, Target};
 
@@ -330,7 +330,13 @@ pub async fn backup(
         repository: repo.location(),
         source: target.display().to_owned(),
         engine: target.engine(),
-        total_rows: tables.iter().map(|t| t.rows).sum(),
+        // A partitioned table stored as its partitions holds their rows: counted once.
+        total_rows: manifest
+            .tables
+            .iter()
+            .filter(|t| t.partitions.is_empty())
+            .map(|t| t.rows)
+            .sum(),
         chunks_total: manifest.tables.iter().map(|t| t.chunks.len() as u64).sum(),
         tables,
         bytes_read,
@@ -435,6 +441,22 @@ fn find_parent(
     ))
 }
 
+/// The objects that go with `--tables` / `--exclude` (see [`Selection`]).
+pub(crate) fn selection<'a>(
+    include: &[String],
+    exclude: &[String],
+    tables: &'a std::collections::HashSet<&'a upkeep_core::TableName>,
+    excluded: &'a dyn Fn(&upkeep_core::TableName) -> bool,
+) -> Selection<'a> {
+    if !include.is_empty() {
+        Selection::Tables(tables)
+    } else if !exclude.is_empty() {
+        Selection::Except(tables, excluded)
+    } else {
+        Selection::All
+    }
+}
+
 /// What a table's rows are spelled with besides its columns: the definitions of the types,
 /// domains, collations and extensions it uses (renaming an enum's value changes rows
 /// without writing them). `None` when the objects do not list the table (older snapshots).
@@ -518,16 +540,19 @@ async fn run(
         .cloned()
         .collect();
     let derived = derived_parents(&snapshot.schema().tables, &tables);
-    let all = options.include.is_empty() && options.exclude.is_empty();
     let table_names: Vec<upkeep_core::TableName> = tables.iter().map(|t| t.name.clone()).collect();
     let objects: Vec<SchemaObject> = {
         let all_objects = snapshot.schema_objects().await?;
         let names: std::collections::HashSet<&upkeep_core::TableName> =
             table_names.iter().collect();
-        select_for_tables(&all_objects, &names, all)
-            .into_iter()
-            .cloned()
-            .collect()
+        let excluded = |n: &upkeep_core::TableName| filter.excludes(n);
+        select_objects(
+            &all_objects,
+            selection(&options.include, &options.exclude, &names, &excluded),
+        )
+        .into_iter()
+        .cloned()
+        .collect()
     };
     let mut warnings: Vec<String> = snapshot.warnings().to_vec();
     let identity = snapshot.change_identity().map(str::to_owned);

@@ -6,7 +6,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use upkeep_core::{
-    creation_sql, prove, select_for_tables, Attributes, Batch, Digest, Engine, LogicalType,
+    creation_sql, prove, select_objects, Attributes, Batch, Digest, Engine, LogicalType,
     ObjectCheck, ObjectKind, ObjectStatus, Phase, SchemaObject, Table, TableFilter, TableName,
     Unselected,
 };
@@ -140,12 +140,11 @@ pub async fn restore(
     let same_engine = manifest.engine == engine;
     let attributes = options.attributes;
     // The snapshot's objects, for a same-engine restore of a snapshot that lists them.
-    let chosen: Option<Vec<&SchemaObject>> =
-        (same_engine && !manifest.objects.is_empty()).then(|| {
-            let names: std::collections::HashSet<&TableName> =
-                entries.iter().map(|e| &e.name).collect();
-            select_for_tables(&manifest.objects, &names, whole)
-        });
+    let names: std::collections::HashSet<&TableName> = entries.iter().map(|e| &e.name).collect();
+    let excluded = |n: &TableName| filter.excludes(n);
+    let selection = crate::backup::selection(&options.include, &options.exclude, &names, &excluded);
+    let chosen: Option<Vec<&SchemaObject>> = (same_engine && !manifest.objects.is_empty())
+        .then(|| select_objects(&manifest.objects, selection));
     prepare_target(&mut admin, &options, &tables, chosen.as_deref()).await?;
     let ddl = match &chosen {
         Some(_) => upkeep_db::NativeDdl::new(engine),
@@ -272,9 +271,7 @@ pub async fn restore(
             prove(&proven, &found, attributes)
         }
         None if !same_engine && !data_only && !manifest.objects.is_empty() => {
-            let names: std::collections::HashSet<&TableName> =
-                entries.iter().map(|e| &e.name).collect();
-            let objects = select_for_tables(&manifest.objects, &names, whole);
+            let objects = select_objects(&manifest.objects, selection);
             cross_engine_checks(&objects, &tables, engine)
         }
         None => Vec::new(),

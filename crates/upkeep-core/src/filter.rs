@@ -53,6 +53,11 @@ impl TableFilter {
         }
     }
 
+    /// Whether an `--exclude` pattern names `name` (a table or a view).
+    pub fn excludes(&self, name: &TableName) -> bool {
+        self.exclude.iter().any(|p| p.matches(name))
+    }
+
     pub fn matches(&self, name: &TableName) -> bool {
         (self.include.is_empty() || self.include.iter().any(|p| p.matches(name)))
             && !self.exclude.iter().any(|p| p.matches(name))

@@ -39,8 +39,8 @@ pub use digest::{row_hash, Digest, ParseDigestError, DIGEST_VERSION};
 pub use filter::{TableFilter, Unselected};
 pub use logical::LogicalType;
 pub use objects::{
-    creation_sql, prove, same_definition, select_for_tables, with_needs, Attribute, Attributes,
-    ObjectCheck, ObjectKey, ObjectKind, ObjectStatus, Phase, SchemaObject,
+    creation_sql, prove, same_definition, select_objects, with_needs, Attribute, Attributes,
+    ObjectCheck, ObjectKey, ObjectKind, ObjectStatus, Phase, SchemaObject, Selection,
 };
 pub use progress::{NoProgress, Progress, ProgressEvent};
 pub use redact::{encode_url_userinfo, redact_url, url_userinfo, UrlUserinfo};

@@ -136,6 +136,9 @@ pub struct SchemaObject {
     /// whether a restore of some tables takes it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub table: Option<TableName>,
+    /// A view's or materialized view's own name, which `--exclude` patterns match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relation: Option<TableName>,
     #[serde(default)]
     pub phase: Phase,
     /// The statements that create it, in order; empty for an object upkeep does not recreate
@@ -178,6 +181,7 @@ impl SchemaObject {
                 name: name.into(),
             },
             table: None,
+            relation: None,
             phase: Phase::PreData,
             sql: Vec::new(),
             sql_without_owner: Vec::new(),
@@ -262,17 +266,32 @@ pub fn with_needs(
         .collect()
 }
 
-/// The objects that go with `tables`: every object when `all`, else those of the tables and
-/// what they need, without what belongs to other tables (a foreign key to a table not taken
-/// is left out), and the positions of the sequences taken.
-pub fn select_for_tables<'a>(
+/// Which objects go with a selection of tables.
+#[derive(Clone, Copy)]
+pub enum Selection<'a> {
+    /// Every object (no `--tables` or `--exclude`).
+    All,
+    /// `--tables`: the tables' objects and what they need, and no object of another table
+    /// (a foreign key to a table not taken is left out).
+    Tables(&'a std::collections::HashSet<&'a TableName>),
+    /// `--exclude` alone: every object but those of the tables left out, the views the
+    /// patterns name, and whatever needs them.
+    Except(
+        &'a std::collections::HashSet<&'a TableName>,
+        &'a dyn Fn(&TableName) -> bool,
+    ),
+}
+
+/// The objects a selection takes, in the list's order, with the positions of the sequences
+/// taken.
+pub fn select_objects<'a>(
     objects: &'a [SchemaObject],
-    tables: &std::collections::HashSet<&TableName>,
-    all: bool,
+    selection: Selection<'_>,
 ) -> Vec<&'a SchemaObject> {
-    if all {
-        return objects.iter().collect();
-    }
+    let tables = match selection {
+        Selection::All => return objects.iter().collect(),
+        Selection::Tables(t) | Selection::Except(t, _) => t,
+    };
     let owner_of: std::collections::HashMap<&ObjectKey, Option<&TableName>> =
         objects.iter().map(|o| (&o.key, o.table.as_ref())).collect();
     // An object of another table, or one that needs an object of another table.
@@ -286,12 +305,32 @@ pub fn select_for_tables<'a>(
                     .is_some_and(|t| !tables.contains(t))
             })
     };
-    let mut chosen: Vec<&SchemaObject> = with_needs(objects, |o| {
-        o.table.as_ref().is_some_and(|t| tables.contains(t)) && !foreign(o)
-    })
-    .into_iter()
-    .filter(|o| !foreign(o))
-    .collect();
+    let mut chosen: Vec<&SchemaObject> = match selection {
+        Selection::Except(_, excluded) => {
+            // Dropped: other tables' objects, excluded views, and what needs them.
+            let mut dropped: std::collections::HashSet<&ObjectKey> = objects
+                .iter()
+                .filter(|o| foreign(o) || o.relation.as_ref().is_some_and(excluded))
+                .map(|o| &o.key)
+                .collect();
+            // The list is in creation order: a need comes before what needs it.
+            for o in objects {
+                if o.needs.iter().any(|k| dropped.contains(k)) {
+                    dropped.insert(&o.key);
+                }
+            }
+            objects
+                .iter()
+                .filter(|o| !dropped.contains(&o.key))
+                .collect()
+        }
+        _ => with_needs(objects, |o| {
+            o.table.as_ref().is_some_and(|t| tables.contains(t)) && !foreign(o)
+        })
+        .into_iter()
+        .filter(|o| !foreign(o))
+        .collect(),
+    };
     let taken: std::collections::HashSet<&ObjectKey> = chosen.iter().map(|o| &o.key).collect();
     let positions: Vec<&SchemaObject> = objects
         .iter()

@@ -6,6 +6,7 @@ mod dedup;
 mod limits;
 mod retention;
 mod roundtrip;
+mod schema;
 mod stale;
 mod unchanged;
 

@@ -358,3 +358,27 @@ async fn pg_full_every_bounds_the_trust_in_unchanged_ranges() {
     let after = assert_nothing_read(url, repo.path(), &expired).await;
     assert_eq!(after.last_full_read_at, expired.last_full_read_at);
 }
+
+/// One insert into an AUTO_INCREMENT table moves its counter, which `SHOW CREATE TABLE`
+/// prints: only that table is read again, not every table.
+#[tokio::test]
+async fn mariadb_an_insert_reads_again_only_its_table() {
+    let db = TestDb::new(Engine::Mysql).await;
+    db.execute(
+        "CREATE TABLE t (id int AUTO_INCREMENT PRIMARY KEY, v int) ENGINE=InnoDB;
+         INSERT INTO t (v) SELECT seq FROM seq_1_to_3000;
+         CREATE TABLE u (id int PRIMARY KEY, v int) ENGINE=InnoDB;
+         INSERT INTO u SELECT seq, seq FROM seq_1_to_2000;",
+    )
+    .await;
+    next_second().await;
+    let url = &db.target;
+    let repo = tempfile::tempdir().unwrap();
+    let first = backup_with(url, repo.path(), small).await;
+    db.execute("INSERT INTO t (v) VALUES (0)").await;
+    next_second().await;
+    let second = backup_with(url, repo.path(), small).await;
+    assert_eq!(second.parent.as_deref(), Some(first.snapshot.as_str()));
+    assert_eq!(second.rows_unchanged, 2000, "u is taken from the parent");
+    assert_eq!(second.total_rows, 5001);
+}

@@ -181,7 +181,11 @@ pub(crate) async fn schema_objects(
             .fetch_one(format!("SHOW CREATE TABLE {}", ident(name)).as_str())
             .await
             .map_err(e("reading a table's definition"))?;
-        let create = text(&row, 1).unwrap_or_default();
+        // A default calling NEXTVAL names its sequence with this database's name
+        // (`` `shop`.`seq` ``): unqualified, it is the restored database's own.
+        let create = text(&row, 1)
+            .unwrap_or_default()
+            .replace(&format!("{}.", ident(&database)), "");
         let mut o = SchemaObject::new(ObjectKind::Table, name.clone());
         o.table = Some(TableName::unqualified(name.clone()));
         // The counter moves with every insert: not part of the definition.
@@ -255,6 +259,7 @@ pub(crate) async fn schema_objects(
     for (name, create) in order_views(&view_defs, &database) {
         let (definer, plain) = split_definer(&create);
         let mut o = SchemaObject::new(ObjectKind::View, name.clone());
+        o.relation = Some(TableName::unqualified(name.clone()));
         o.phase = Phase::PostData;
         o.definition = plain.clone();
         o.sql = vec![create.clone()];
@@ -394,13 +399,14 @@ pub(crate) fn without_auto_increment(create: &str) -> String {
     format!("{}{}", &create[..at], &rest[digits..])
 }
 
-/// Whether a view's definition reads `name` (SHOW CREATE VIEW qualifies what it reads:
-/// `` `db`.`name` ``).
+/// Whether a view's definition reads `name`: SHOW CREATE VIEW quotes every name it reads
+/// (`` `name` ``, or `` `db`.`name` `` in another database). A column of the same name gives
+/// an order that is still valid.
 fn reads(create: &str, database: &str, name: &str) -> bool {
-    let qualified = format!("{}.{}", ident(database), ident(name));
+    let _ = database;
     create
         .split_once(" AS ")
-        .is_some_and(|(_, body)| body.contains(&qualified))
+        .is_some_and(|(_, body)| body.contains(&ident(name)))
 }
 
 /// The views in an order that creates them: each after those it reads, else by name.
@@ -467,8 +473,8 @@ mod tests {
     fn views_come_after_the_views_they_read() {
         let v = |n: &str, body: &str| (n.to_owned(), format!("CREATE VIEW `{n}` AS {body}"));
         let views = [
-            v("a_top", "select * from `db`.`z_base`"),
-            v("m_mid", "select * from `db`.`a_top`"),
+            v("a_top", "select * from `z_base`"),
+            v("m_mid", "select `a_top`.`id` from `db`.`a_top`"),
             v("z_base", "select 1"),
         ];
         let names: Vec<String> = order_views(&views, "db")

@@ -122,6 +122,11 @@ pub(crate) async fn begin_bulk_load(
     conn.execute(sql.as_str())
         .await
         .map_err(err(target, "setting up a loading session"))?;
+    // Function bodies are checked when they run, not when they are created: a body may read
+    // a table created after it (pg_dump's restores do the same).
+    conn.execute("SET check_function_bodies = false")
+        .await
+        .map_err(err(target, "setting up a loading session"))?;
     if load.disable_triggers {
         conn.execute("SET session_replication_role = replica")
             .await

@@ -429,6 +429,8 @@ async fn types(conn: &mut PgConnection, target: &Target, c: &mut Collector) -> R
     Ok(())
 }
 
+/// Functions, procedures and aggregates; those a type made for itself (a range's
+/// constructors, an internal dependency) come with it.
 async fn functions(
     conn: &mut PgConnection,
     target: &Target,
@@ -462,7 +464,10 @@ async fn functions(
                 pg_get_function_arguments(p.oid), quote_ident(n.nspname) || '.' || quote_ident(p.proname) \
          FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
          LEFT JOIN pg_aggregate a ON a.aggfnoid = p.oid \
-         WHERE {USER_NS} ORDER BY p.oid"
+         WHERE {USER_NS} \
+           AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass \
+                           AND d.objid = p.oid AND d.deptype = 'i') \
+         ORDER BY p.oid"
     ))
     .fetch_all(&mut *conn)
     .await
@@ -479,7 +484,7 @@ async fn functions(
             "a" => (
                 ObjectKind::Aggregate,
                 "AGGREGATE",
-                format!("CREATE AGGREGATE {}({}) ({})", s(r, 10), s(r, 9), s(r, 8)),
+                format!("CREATE AGGREGATE {}({}) ({})", s(r, 9), s(r, 8), s(r, 7)),
             ),
             _ => (ObjectKind::Function, "FUNCTION", s(r, 3)),
         };
@@ -955,6 +960,7 @@ async fn views(conn: &mut PgConnection, target: &Target, c: &mut Collector) -> R
             )
         };
         let mut o = SchemaObject::new(kind, name.clone());
+        o.relation = Some(table_name(&s(r, 1), &s(r, 2)));
         o.definition = definition;
         o.sql = vec![create];
         if materialized {

@@ -69,6 +69,7 @@ pub(crate) fn schema_objects(
             }
             "view" => {
                 let mut o = SchemaObject::new(ObjectKind::View, name.clone());
+                o.relation = Some(TableName::unqualified(name.clone()));
                 o.phase = Phase::PostData;
                 o.sql = vec![sql.clone()];
                 o
