@@ -1,6 +1,7 @@
 //! Errors of the backup tools.
 
-use upkeep_db::{DbError, ErrorKind};
+use upkeep_core::ErrorKind;
+use upkeep_db::DbError;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -48,10 +48,10 @@ pub enum ChecksumError {
 }
 
 impl ChecksumError {
-    pub fn kind(&self) -> upkeep_db::ErrorKind {
+    pub fn kind(&self) -> upkeep_core::ErrorKind {
         match self {
             Self::Db(e) => e.kind(),
-            Self::NoTables { .. } => upkeep_db::ErrorKind::NotFound,
+            Self::NoTables { .. } => upkeep_core::ErrorKind::NotFound,
         }
     }
 }

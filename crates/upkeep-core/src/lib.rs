@@ -23,6 +23,7 @@ mod batch;
 pub mod canonical;
 mod cursor;
 mod digest;
+mod error_kind;
 mod filter;
 mod logical;
 mod objects;
@@ -36,6 +37,7 @@ pub use batch::{
 };
 pub use cursor::ByteCursor;
 pub use digest::{row_hash, Digest, ParseDigestError, DIGEST_VERSION};
+pub use error_kind::ErrorKind;
 pub use filter::{TableFilter, Unselected};
 pub use logical::LogicalType;
 pub use objects::{

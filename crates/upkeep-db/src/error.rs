@@ -2,21 +2,7 @@
 
 use std::path::PathBuf;
 
-/// What went wrong, in the categories that decide a command's exit code.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ErrorKind {
-    /// The request itself is wrong (bad URL, unknown scheme, unsupported option).
-    Usage,
-    /// The server cannot be reached or refuses the credentials.
-    Connect,
-    /// A database, table or file named by the user does not exist.
-    NotFound,
-    /// The user lacks a privilege.
-    Permission,
-    /// Anything else: a query failed, the connection was lost, a value could not be read.
-    Failure,
-    Cancelled,
-}
+pub use upkeep_core::ErrorKind;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -43,10 +43,10 @@ pub enum GenerateError {
 }
 
 impl GenerateError {
-    pub fn kind(&self) -> upkeep_db::ErrorKind {
+    pub fn kind(&self) -> upkeep_core::ErrorKind {
         match self {
             Self::Db(e) => e.kind(),
-            Self::Exists { .. } => upkeep_db::ErrorKind::Usage,
+            Self::Exists { .. } => upkeep_core::ErrorKind::Usage,
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Exit codes: the one place they are defined. README.md lists them; tests check them.
 
-use upkeep_db::ErrorKind;
+use upkeep_core::ErrorKind;
 
 pub const OK: u8 = 0;
 /// Anything else: a query failed, the connection was lost, a file could not be written.
