@@ -676,7 +676,7 @@ async fn load(
     cancel: CancellationToken,
 ) -> Result<(), BackupError> {
     let mut db = Database::connect(&options.target, OpenMode::ReadWrite).await?;
-    db.execute_statement("PRAGMA foreign_keys = OFF").await?;
+    db.begin_bulk_load(upkeep_db::BulkLoad::default()).await?;
     for (entry, table) in entries.iter().zip(tables) {
         for first in (0..entry.chunks.len()).step_by(RUN) {
             if cancel.is_cancelled() {
