@@ -236,6 +236,10 @@ pub struct Repository {
     encoding: Encoding,
 }
 
+/// Chunks up to this size are compressed whole; larger ones (a row holding a huge value)
+/// stream into the backend piece by piece, never held a second or third time.
+const WHOLE_CHUNK_BYTES: usize = 16 << 20;
+
 /// A chunk's id: the lowercase hex SHA-256 of its stored (uncompressed, compact) content.
 pub fn chunk_id(content: &[u8]) -> String {
     hex::encode(Sha256::digest(content))
@@ -344,6 +348,22 @@ impl Repository {
         level: i32,
     ) -> Result<(String, u64), BackupError> {
         let pieces = self.encoding.pieces(content, rows)?;
+        let len = pieces.len();
+        if len <= WHOLE_CHUNK_BYTES {
+            // The usual chunk (a few MB): laid out once, hashed and compressed in one call
+            // each, which zstd sizes its tables for.
+            let stored = pieces.concat();
+            let id = chunk_id(&stored);
+            if self.has_chunk(&id)? {
+                return Ok((id, 0));
+            }
+            let compressed = zstd::bulk::compress(&stored, level)
+                .map_err(|e| BackupError::io(self.location(), e))?;
+            self.backend
+                .put(&chunk_key(&id), &compressed)
+                .map_err(|e| BackupError::io(self.location(), e))?;
+            return Ok((id, u64::try_from(compressed.len()).unwrap_or(u64::MAX)));
+        }
         let mut hash = Sha256::new();
         pieces.each(|p| hash.update(p));
         let id = hex::encode(hash.finalize());
@@ -354,6 +374,7 @@ impl Repository {
             .backend
             .put_with(&chunk_key(&id), &mut |out| {
                 let mut z = zstd::stream::write::Encoder::new(out, level)?;
+                z.set_pledged_src_size(u64::try_from(len).ok())?;
                 let mut result = Ok(());
                 pieces.each(|p| {
                     if result.is_ok() {
